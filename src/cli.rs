@@ -1,0 +1,142 @@
+//! The command line: `bramble run` takes ansible-playbook's flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::executor::Options;
+
+#[derive(Debug, Parser)]
+#[command(name = "bramble", version, about = "Run Ansible playbooks over SSH, no Python on the targets")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run playbooks against an inventory, like ansible-playbook.
+    Run(RunArgs),
+}
+
+/// ansible-playbook's flags, under the same names.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Playbook files, run in order.
+    #[arg(required = true)]
+    pub playbooks: Vec<PathBuf>,
+    /// Inventory file, directory, or comma-separated host list (repeatable).
+    #[arg(short = 'i', long = "inventory", alias = "inventory-file")]
+    pub inventory: Vec<String>,
+    /// Extra variables: key=value, JSON/YAML text, or @file (repeatable).
+    #[arg(short = 'e', long = "extra-vars")]
+    pub extra_vars: Vec<String>,
+    /// Limit the run to hosts matching this pattern.
+    #[arg(short = 'l', long = "limit")]
+    pub limit: Option<String>,
+    /// How many hosts to work on at once.
+    #[arg(short = 'f', long = "forks", default_value_t = 5)]
+    pub forks: usize,
+    /// Connect as this user.
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Use this private key file for SSH.
+    #[arg(long = "private-key", alias = "key-file")]
+    pub private_key: Option<PathBuf>,
+    /// Run operations with become (sudo).
+    #[arg(short = 'b', long = "become")]
+    pub become_: bool,
+    /// Become this user (default root).
+    #[arg(long = "become-user")]
+    pub become_user: Option<String>,
+    /// Privilege escalation method (sudo or su).
+    #[arg(long = "become-method")]
+    pub become_method: Option<String>,
+    /// Change nothing; report what would change.
+    #[arg(short = 'C', long = "check")]
+    pub check: bool,
+    /// Show the differences in changed files.
+    #[arg(short = 'D', long = "diff")]
+    pub diff: bool,
+    /// More output (-v to -vvvv).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Check the playbook's syntax, run nothing.
+    #[arg(long = "syntax-check")]
+    pub syntax_check: bool,
+    /// List the hosts each play would run on.
+    #[arg(long = "list-hosts")]
+    pub list_hosts: bool,
+    /// List the tasks each play would run.
+    #[arg(long = "list-tasks")]
+    pub list_tasks: bool,
+}
+
+impl RunArgs {
+    pub fn options(&self) -> Result<Options> {
+        let mut extra_vars = Map::new();
+        for text in &self.extra_vars {
+            extra_vars.extend(parse_extra_vars(text)?);
+        }
+        let inventories = if self.inventory.is_empty() {
+            std::env::var("ANSIBLE_INVENTORY").map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default()
+        } else {
+            self.inventory.clone()
+        };
+        Ok(Options {
+            playbooks: self.playbooks.clone(),
+            inventories,
+            extra_vars,
+            limit: self.limit.clone(),
+            forks: self.forks,
+            user: self.user.clone(),
+            private_key: self.private_key.clone(),
+            become_: self.become_,
+            become_user: self.become_user.clone(),
+            become_method: self.become_method.clone(),
+            check: self.check,
+            diff: self.diff,
+            verbosity: self.verbose,
+            list_hosts: self.list_hosts,
+            list_tasks: self.list_tasks,
+            syntax_check: self.syntax_check,
+        })
+    }
+}
+
+/// `-e`: `@file` (YAML/JSON), a `{...}` document, or `key=value key2=value2` (strings).
+pub fn parse_extra_vars(text: &str) -> Result<Map<String, Value>> {
+    if let Some(path) = text.strip_prefix('@') {
+        let node = crate::yaml::load_file(std::path::Path::new(path))?;
+        return as_mapping(node, text);
+    }
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('-') && trimmed.contains('\n') {
+        let node = crate::yaml::load_str(std::path::Path::new("<extra vars>"), text.to_string())?;
+        return as_mapping(node, text);
+    }
+    let args = crate::playbook::task::free_form("set_fact", text).map_err(|message| Error::argument(format!("-e {text}: {message}")))?;
+    Ok(args)
+}
+
+fn as_mapping(node: crate::yaml::Node, text: &str) -> Result<Map<String, Value>> {
+    match node.to_value() {
+        Value::Object(map) => Ok(map),
+        Value::Null => Ok(Map::new()),
+        _ => Err(Error::argument(format!("-e {text}: extra vars must be a mapping"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_extra_vars;
+    use serde_json::json;
+
+    #[test]
+    fn extra_vars_forms() {
+        assert_eq!(json!(parse_extra_vars("a=1 b='x y'").unwrap()), json!({"a": "1", "b": "x y"}));
+        assert_eq!(json!(parse_extra_vars("{\"n\": 2, \"on\": yes}").unwrap()), json!({"n": 2, "on": true}));
+    }
+}

@@ -1,0 +1,522 @@
+//! Running plays: hosts move through tasks in lockstep (Ansible's linear strategy), up to
+//! `forks` hosts at a time, with handlers flushed after each section.
+
+mod connect;
+mod host_task;
+mod vars;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::{Map, Value};
+
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::inventory::{self, Inventory};
+use crate::output::{Display, Stats, Status};
+use crate::playbook::{Play, Playbook, Task, TaskBody, role::RoleScope};
+use crate::template::Templar;
+
+pub use host_task::Report;
+
+/// What the command line asked for.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub playbooks: Vec<PathBuf>,
+    pub inventories: Vec<String>,
+    pub extra_vars: Map<String, Value>,
+    pub limit: Option<String>,
+    pub forks: usize,
+    pub user: Option<String>,
+    pub private_key: Option<PathBuf>,
+    pub become_: bool,
+    pub become_user: Option<String>,
+    pub become_method: Option<String>,
+    pub check: bool,
+    pub diff: bool,
+    pub verbosity: u8,
+    pub list_hosts: bool,
+    pub list_tasks: bool,
+    pub syntax_check: bool,
+}
+
+/// ansible-playbook's exit codes.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const ERROR: i32 = 1;
+    pub const HOST_FAILED: i32 = 2;
+    pub const HOST_UNREACHABLE: i32 = 4;
+    pub const PARSER_ERROR: i32 = 4;
+    pub const OPTIONS_ERROR: i32 = 5;
+}
+
+/// Read-only state every host's task execution shares.
+pub struct Shared {
+    pub options: Options,
+    pub inventory: Inventory,
+    pub templar: Templar,
+    pub display: Display,
+    pub playbook_dir: PathBuf,
+    pub playbook_group_vars: HashMap<String, Map<String, Value>>,
+    pub playbook_host_vars: HashMap<String, Map<String, Value>>,
+    pub groups: Value,
+}
+
+/// What a play's tasks see of the play.
+pub struct PlayScope {
+    pub name: String,
+    pub vars: Map<String, Value>,
+    pub keywords: Map<String, Value>,
+    pub roles: Vec<Arc<RoleScope>>,
+    pub all_hosts: Vec<String>,
+    pub active_hosts: Vec<String>,
+    pub hostvars: Value,
+    pub handlers: Vec<Task>,
+}
+
+/// One host's progress through the run.
+pub struct HostState {
+    pub name: String,
+    pub facts: Map<String, Value>,
+    pub registered: Map<String, Value>,
+    pub connection: Option<(connect::ConnectionKey, Arc<Connection>)>,
+    pub failed: bool,
+    pub unreachable: bool,
+    /// Handlers notified and not yet run, by the name used in `notify:`.
+    pub notified: Vec<String>,
+    /// Set by `meta: end_host` or `end_play`.
+    pub ended: bool,
+}
+
+impl HostState {
+    fn new(name: &str) -> HostState {
+        HostState { name: name.to_string(), facts: Map::new(), registered: Map::new(), connection: None, failed: false, unreachable: false, notified: Vec::new(), ended: false }
+    }
+
+    fn active(&self) -> bool {
+        !self.failed && !self.unreachable && !self.ended
+    }
+}
+
+/// Loads everything first (nothing touches a host before all input is valid), then runs.
+pub async fn run(options: Options) -> Result<i32> {
+    let playbooks: Vec<Playbook> = options.playbooks.iter().map(|path| Playbook::load(path)).collect::<Result<_>>()?;
+    for playbook in &playbooks {
+        for play in &playbook.plays {
+            check_notifications(play)?;
+        }
+    }
+    if options.syntax_check {
+        for playbook in &playbooks {
+            println!("\nplaybook: {}", playbook.path.display());
+        }
+        return Ok(exit::OK);
+    }
+    let mut inventory = Inventory::load(&options.inventories)?;
+    if inventory.hosts.is_empty() && options.inventories.is_empty() {
+        eprintln!("[WARNING]: No inventory was parsed, only implicit localhost is available");
+    }
+    add_implicit_localhost(&mut inventory, &playbooks, &options);
+
+    let playbook_dir = options.playbooks.first().and_then(|p| p.parent()).map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }).unwrap_or_else(|| PathBuf::from("."));
+    let playbook_dir = std::fs::canonicalize(&playbook_dir).unwrap_or(playbook_dir);
+    let (playbook_group_vars, playbook_host_vars) = playbook_side_vars(&inventory, &playbook_dir)?;
+    let shared = Shared {
+        groups: inventory.groups_value(),
+        display: Display::new(options.verbosity),
+        templar: Templar::new(),
+        playbook_dir,
+        playbook_group_vars,
+        playbook_host_vars,
+        inventory,
+        options,
+    };
+    let mut runner = Runner { shared: &shared, hosts: BTreeMap::new(), stats: BTreeMap::new() };
+    for playbook in &playbooks {
+        if shared.options.list_hosts || shared.options.list_tasks {
+            runner.list(playbook)?;
+            continue;
+        }
+        for play in &playbook.plays {
+            runner.run_play(play).await?;
+        }
+    }
+    if shared.options.list_hosts || shared.options.list_tasks {
+        return Ok(exit::OK);
+    }
+    for (_, host) in runner.hosts.iter() {
+        if let Some((_, connection)) = &host.connection {
+            connection.close().await;
+        }
+    }
+    shared.display.recap(&runner.stats);
+    let unreachable = runner.stats.values().any(|s| s.unreachable > 0);
+    let failed = runner.stats.values().any(|s| s.failed > 0);
+    Ok(if unreachable { exit::HOST_UNREACHABLE } else if failed { exit::HOST_FAILED } else { exit::OK })
+}
+
+/// `localhost` exists implicitly (connection local) when a play names it and the inventory does not.
+fn add_implicit_localhost(inventory: &mut Inventory, playbooks: &[Playbook], options: &Options) {
+    let named = playbooks.iter().flat_map(|p| &p.plays).any(|play| play.hosts.split([':', ',']).any(|term| matches!(term.trim(), "localhost" | "127.0.0.1")));
+    let limited = options.limit.as_deref().is_some_and(|limit| limit.contains("localhost"));
+    if (named || limited) && !inventory.hosts.contains_key("localhost") {
+        let host = inventory.add_host_to("ungrouped", "localhost");
+        host.vars.insert("ansible_connection".into(), Value::from("local"));
+        // The implicit localhost belongs to no group, not even `all` for patterns.
+        inventory.groups["ungrouped"].hosts.retain(|name| name != "localhost");
+        inventory.implicit_localhost = true;
+    }
+}
+
+/// `group_vars/` and `host_vars/` next to the playbook, which outrank the inventory's.
+fn playbook_side_vars(inventory: &Inventory, directory: &std::path::Path) -> Result<(HashMap<String, Map<String, Value>>, HashMap<String, Map<String, Value>>)> {
+    let mut groups = HashMap::new();
+    let mut hosts = HashMap::new();
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    if inventory.directories.iter().any(|d| canonical(d) == canonical(directory)) {
+        return Ok((groups, hosts));
+    }
+    for group in inventory.groups.keys() {
+        groups.insert(group.clone(), inventory::read_vars_public(&directory.join("group_vars"), group)?);
+    }
+    for host in inventory.hosts.keys() {
+        hosts.insert(host.clone(), inventory::read_vars_public(&directory.join("host_vars"), host)?);
+    }
+    Ok((groups, hosts))
+}
+
+/// Every `notify:` must name a handler (or a `listen:` topic) of its play.
+fn check_notifications(play: &Play) -> Result<()> {
+    let mut known: Vec<String> = Vec::new();
+    for handler in &play.handlers {
+        if let Some(name) = &handler.name {
+            known.push(name.clone());
+            if let Some(role) = &handler.role {
+                known.push(format!("{} : {name}", role.name));
+            }
+        }
+        if let Some(listen) = handler.keywords.get("listen") {
+            known.extend(string_list(listen));
+        }
+    }
+    let mut tasks: Vec<&Task> = Vec::new();
+    for list in [&play.pre_tasks, &play.tasks, &play.post_tasks, &play.handlers] {
+        collect_tasks(list, &mut tasks);
+    }
+    for task in tasks {
+        if let Some(notify) = task.keywords.get("notify") {
+            for name in string_list(notify) {
+                if !name.contains("{{") && !known.contains(&name) {
+                    return Err(Error::invalid(&task.mark, format!("The requested handler '{name}' was not found in either the main handlers list nor in the listening handlers list")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn collect_tasks<'a>(list: &'a [Task], out: &mut Vec<&'a Task>) {
+    for task in list {
+        out.push(task);
+        if let TaskBody::Block { block, rescue, always } = &task.body {
+            collect_tasks(block, out);
+            collect_tasks(rescue, out);
+            collect_tasks(always, out);
+        }
+    }
+}
+
+pub fn string_list(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items.iter().map(crate::playbook::display_string).collect(),
+        Value::Null => Vec::new(),
+        other => vec![crate::playbook::display_string(other)],
+    }
+}
+
+/// Keywords that flow from a block into its tasks.
+#[derive(Clone, Default)]
+pub struct Inherited {
+    pub when: Vec<Value>,
+    pub vars: Vec<Map<String, Value>>,
+    pub keywords: Map<String, Value>,
+}
+
+struct Runner<'s> {
+    shared: &'s Shared,
+    hosts: BTreeMap<String, HostState>,
+    stats: BTreeMap<String, Stats>,
+}
+
+impl<'s> Runner<'s> {
+    fn play_hosts(&self, play: &Play) -> Result<Vec<String>> {
+        let inventory = &self.shared.inventory;
+        let mut hosts = inventory::select(inventory, &play.hosts)?;
+        if inventory.implicit_localhost && play.hosts.split([':', ',']).any(|t| t.trim() == "localhost") && !hosts.iter().any(|h| h == "localhost") {
+            hosts.push("localhost".into());
+        }
+        if let Some(limit) = &self.shared.options.limit {
+            let allowed = inventory::select(inventory, limit)?;
+            hosts.retain(|host| allowed.contains(host));
+        }
+        Ok(hosts)
+    }
+
+    fn list(&self, playbook: &Playbook) -> Result<()> {
+        println!("\nplaybook: {}", playbook.path.display());
+        for (index, play) in playbook.plays.iter().enumerate() {
+            let hosts = self.play_hosts(play)?;
+            let name = play.name.clone().unwrap_or_else(|| play.hosts.clone());
+            println!("\n  play #{} ({}): {}\tTAGS: []", index + 1, play.hosts, name);
+            if self.shared.options.list_hosts {
+                println!("    pattern: ['{}']\n    hosts ({}):", play.hosts, hosts.len());
+                for host in &hosts {
+                    println!("      {host}");
+                }
+            }
+            if self.shared.options.list_tasks {
+                println!("    tasks:");
+                let mut tasks = Vec::new();
+                for list in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+                    collect_tasks(list, &mut tasks);
+                }
+                for task in tasks.iter().filter(|t| matches!(t.body, TaskBody::Module { .. })) {
+                    println!("      {}\tTAGS: []", task.display_name());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_play(&mut self, play: &Play) -> Result<()> {
+        let display = &self.shared.display;
+        let title = play.name.clone().unwrap_or_else(|| play.hosts.clone());
+        display.banner(&format!("PLAY [{title}]"));
+        let all_hosts = self.play_hosts(play)?;
+        for host in &all_hosts {
+            self.hosts.entry(host.clone()).or_insert_with(|| HostState::new(host)).ended = false;
+            self.stats.entry(host.clone()).or_default();
+        }
+        let hosts: Vec<String> = all_hosts.iter().filter(|h| self.hosts[*h].active()).cloned().collect();
+        if hosts.is_empty() {
+            display.print("skipping: no hosts matched");
+            return Ok(());
+        }
+        let mut scope = PlayScope {
+            name: title,
+            vars: play.vars.clone(),
+            keywords: play.keywords.clone(),
+            roles: play.roles.iter().map(|role| role.scope.clone()).collect(),
+            all_hosts: all_hosts.clone(),
+            active_hosts: hosts.clone(),
+            hostvars: Value::Null,
+            handlers: play.handlers.clone(),
+        };
+        self.load_vars_files(play, &mut scope)?;
+
+        if play.gather_facts {
+            let setup = Task {
+                name: Some("Gathering Facts".into()),
+                mark: play.mark.clone(),
+                body: TaskBody::Module { module: "setup", args: Map::new() },
+                keywords: Map::new(),
+                role: None,
+            };
+            self.run_list(std::slice::from_ref(&setup), &mut scope, &Inherited::default(), None).await;
+        }
+        for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+            self.run_list(section, &mut scope, &Inherited::default(), None).await;
+            self.flush_handlers(&mut scope).await;
+            if !self.any_active(&scope) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn load_vars_files(&self, play: &Play, scope: &mut PlayScope) -> Result<()> {
+        for file in &play.vars_files {
+            if file.contains("{{") {
+                return Err(Error::NotSupported { what: format!("{}: a templated vars_files name ({file})", play.mark.location()) });
+            }
+            let path = self.shared.playbook_dir.join(file);
+            let node = crate::yaml::load_file(&path)?;
+            match node.to_value() {
+                Value::Object(vars) => scope.vars.extend(vars),
+                Value::Null => {}
+                _ => return Err(Error::invalid(&node.mark, "a vars_files file must hold a mapping")),
+            }
+        }
+        Ok(())
+    }
+
+    fn any_active(&self, scope: &PlayScope) -> bool {
+        scope.all_hosts.iter().any(|h| self.hosts[h].active())
+    }
+
+    fn refresh_scope(&self, scope: &mut PlayScope) {
+        scope.active_hosts = scope.all_hosts.iter().filter(|h| self.hosts[*h].active()).cloned().collect();
+        let mut hostvars = Map::new();
+        for (name, host) in &self.hosts {
+            let mut vars = vars::host_inventory_vars(self.shared, name);
+            for (fact, value) in &host.facts {
+                vars.insert(format!("ansible_{fact}"), value.clone());
+            }
+            if !host.facts.is_empty() {
+                vars.insert("ansible_facts".into(), Value::Object(host.facts.clone()));
+            }
+            vars.extend(host.registered.clone());
+            vars.insert("inventory_hostname".into(), Value::from(name.clone()));
+            hostvars.insert(name.clone(), Value::Object(vars));
+        }
+        scope.hostvars = Value::Object(hostvars);
+    }
+
+    /// Runs a task list on the play's active hosts (or just `only`, for rescue/always).
+    fn run_list<'a>(&'a mut self, tasks: &'a [Task], scope: &'a mut PlayScope, inherited: &'a Inherited, only: Option<&'a [String]>) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            for task in tasks {
+                let hosts: Vec<String> = scope.all_hosts.iter().filter(|h| self.hosts[*h].active() && only.is_none_or(|o| o.contains(h))).cloned().collect();
+                if hosts.is_empty() {
+                    if !self.any_active(scope) {
+                        self.shared.display.banner("NO MORE HOSTS LEFT");
+                    }
+                    return;
+                }
+                match &task.body {
+                    TaskBody::Module { module: "meta", args } => self.meta(task, args, scope, &hosts).await,
+                    TaskBody::Module { .. } => {
+                        self.shared.display.banner(&format!("TASK [{}]", task.display_name()));
+                        self.run_task(task, scope, inherited, &hosts, false).await;
+                    }
+                    TaskBody::Block { block, rescue, always } => {
+                        let mut inner = inherited.clone();
+                        if let Some(when) = task.keywords.get("when") {
+                            inner.when.push(when.clone());
+                        }
+                        if let Some(Value::Object(vars)) = task.keywords.get("vars") {
+                            inner.vars.push(vars.clone());
+                        }
+                        for (key, value) in &task.keywords {
+                            if !matches!(key.as_str(), "when" | "vars" | "name") {
+                                inner.keywords.insert(key.clone(), value.clone());
+                            }
+                        }
+                        self.run_block(block, rescue, always, scope, &inner, &hosts).await;
+                    }
+                }
+            }
+        })
+    }
+
+    async fn run_block(&mut self, block: &[Task], rescue: &[Task], always: &[Task], scope: &mut PlayScope, inherited: &Inherited, hosts: &[String]) {
+        self.run_list(block, scope, inherited, Some(hosts)).await;
+        let failed: Vec<String> = hosts.iter().filter(|h| self.hosts[*h].failed && !self.hosts[*h].unreachable).cloned().collect();
+        if !rescue.is_empty() && !failed.is_empty() {
+            for host in &failed {
+                let state = self.hosts.get_mut(host).expect("host state exists");
+                state.failed = false;
+                let stats = self.stats.entry(host.clone()).or_default();
+                stats.failed = stats.failed.saturating_sub(1);
+                stats.rescued += 1;
+            }
+            self.run_list(rescue, scope, inherited, Some(&failed)).await;
+        }
+        if !always.is_empty() {
+            let still_failed: Vec<String> = hosts.iter().filter(|h| self.hosts[*h].failed && !self.hosts[*h].unreachable).cloned().collect();
+            for host in &still_failed {
+                self.hosts.get_mut(host).expect("host state exists").failed = false;
+            }
+            self.run_list(always, scope, inherited, Some(hosts)).await;
+            for host in &still_failed {
+                self.hosts.get_mut(host).expect("host state exists").failed = true;
+            }
+        }
+    }
+
+    /// Runs one task on `hosts`, up to `forks` at a time, printing each result as it lands.
+    async fn run_task(&mut self, task: &Task, scope: &mut PlayScope, inherited: &Inherited, hosts: &[String], is_handler: bool) {
+        self.refresh_scope(scope);
+        let shared = self.shared;
+        let scope_ref: &PlayScope = scope;
+        let forks = shared.options.forks.max(1);
+        let mut states: Vec<HostState> = hosts.iter().filter_map(|h| self.hosts.remove(h)).collect();
+        let reports: Vec<(HostState, Report)> = {
+            let futures = states.drain(..).map(|mut state| async move {
+                let report = host_task::run(shared, scope_ref, &mut state, task, inherited, is_handler).await;
+                shared.display.print_report(&report);
+                (state, report)
+            });
+            futures::stream::iter(futures).buffer_unordered(forks).collect().await
+        };
+        for (state, report) in reports {
+            let stats = self.stats.entry(state.name.clone()).or_default();
+            for status in &report.statuses {
+                stats.count(*status);
+            }
+            self.hosts.insert(state.name.clone(), state);
+        }
+    }
+
+    async fn flush_handlers(&mut self, scope: &mut PlayScope) {
+        let handlers = scope.handlers.clone();
+        for handler in &handlers {
+            let mut names: Vec<String> = handler.name.iter().cloned().collect();
+            if let (Some(role), Some(name)) = (&handler.role, &handler.name) {
+                names.push(format!("{} : {name}", role.name));
+            }
+            if let Some(listen) = handler.keywords.get("listen") {
+                names.extend(string_list(listen));
+            }
+            let hosts: Vec<String> = scope.all_hosts.iter().filter(|h| {
+                let state = &self.hosts[*h];
+                state.active() && state.notified.iter().any(|n| names.contains(n))
+            }).cloned().collect();
+            if hosts.is_empty() {
+                continue;
+            }
+            self.shared.display.banner(&format!("RUNNING HANDLER [{}]", handler.display_name()));
+            self.run_task(handler, scope, &Inherited::default(), &hosts, true).await;
+            for host in &hosts {
+                if let Some(state) = self.hosts.get_mut(host) {
+                    state.notified.retain(|n| !names.contains(n));
+                }
+            }
+        }
+    }
+
+    async fn meta(&mut self, task: &Task, args: &Map<String, Value>, scope: &mut PlayScope, hosts: &[String]) {
+        let action = args.get("_raw_params").map(crate::playbook::display_string).unwrap_or_default();
+        match action.as_str() {
+            "flush_handlers" => self.flush_handlers(scope).await,
+            "noop" => {}
+            "end_play" => {
+                for host in scope.all_hosts.clone() {
+                    if let Some(state) = self.hosts.get_mut(&host) {
+                        state.ended = true;
+                    }
+                }
+            }
+            "end_host" => {
+                for host in hosts {
+                    if let Some(state) = self.hosts.get_mut(host) {
+                        state.ended = true;
+                    }
+                }
+            }
+            other => {
+                self.shared.display.banner(&format!("TASK [{}]", task.display_name()));
+                for host in hosts {
+                    let message = format!("not supported yet: meta: {other}");
+                    self.shared.display.print(&format!("fatal: [{host}]: FAILED! => {{\"changed\": false, \"msg\": \"{message}\"}}"));
+                    if let Some(state) = self.hosts.get_mut(host) {
+                        state.failed = true;
+                    }
+                    self.stats.entry(host.clone()).or_default().count(Status::Failed);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Variable precedence: which value a name has for one host at one task.
+//!
+//! Ansible layers 22 sources; bramble implements them lowest first, each layer overwriting
+//! the one before (hash_behaviour=replace):
+//!
+//!  1. role defaults (every role of the play, then the task's own role again, so its own win)
+//!  2. inventory group vars, shallow groups first (`all`, then children by depth and name),
+//!     each group's inventory-side values then the playbook-side `group_vars/`
+//!  3. inventory host vars, then the playbook-side `host_vars/`
+//!  4. gathered facts (as `ansible_facts` and as `ansible_<name>`)
+//!  5. play `vars:`, then `vars_files`
+//!  6. role `vars/` (every role, then the task's own)
+//!  7. block `vars:` from the outermost block in, then the task's `vars:`
+//!  8. `set_fact` and `register` results
+//!  9. the task role's parameters (`- role: x` with `foo: 1`)
+//! 10. extra vars (`-e`), which always win
+//!
+//! Magic variables (`inventory_hostname`, `groups`, `hostvars`, …) are set last; they are not
+//! meant to be overridden.
+
+use serde_json::{Map, Value};
+
+use super::{HostState, PlayScope, Shared};
+use crate::playbook::Task;
+
+pub fn assemble(shared: &Shared, play: &PlayScope, host: &HostState, task: Option<&Task>, block_vars: &[Map<String, Value>]) -> Map<String, Value> {
+    let mut vars = Map::new();
+    let own_role = task.and_then(|task| task.role.as_ref());
+
+    for role in &play.roles {
+        vars.extend(role.defaults.clone());
+    }
+    if let Some(role) = own_role {
+        vars.extend(role.defaults.clone());
+    }
+    vars.extend(host_inventory_vars(shared, &host.name));
+    vars.extend(fact_vars(&host.facts));
+    vars.extend(play.vars.clone());
+    for role in &play.roles {
+        vars.extend(role.vars.clone());
+    }
+    if let Some(role) = own_role {
+        vars.extend(role.vars.clone());
+    }
+    for layer in block_vars {
+        vars.extend(layer.clone());
+    }
+    if let Some(Value::Object(task_vars)) = task.and_then(|task| task.keywords.get("vars")) {
+        vars.extend(task_vars.clone());
+    }
+    vars.extend(host.registered.clone());
+    if let Some(role) = own_role {
+        vars.extend(role.params.clone());
+    }
+    vars.extend(shared.options.extra_vars.clone());
+
+    magic(shared, play, host, own_role.map(|r| (r.name.clone(), r.path.display().to_string())), &mut vars);
+    vars
+}
+
+/// Inventory-side and playbook-side group and host variables, merged.
+pub fn host_inventory_vars(shared: &Shared, host: &str) -> Map<String, Value> {
+    let inventory = &shared.inventory;
+    let mut merged = Map::new();
+    for (_, group) in inventory.host_groups(host) {
+        if let Some(entry) = inventory.groups.get(&group) {
+            merged.extend(entry.vars.clone());
+        }
+        if let Some(extra) = shared.playbook_group_vars.get(&group) {
+            merged.extend(extra.clone());
+        }
+    }
+    if let Some(entry) = inventory.hosts.get(host) {
+        merged.extend(entry.vars.clone());
+    }
+    if let Some(extra) = shared.playbook_host_vars.get(host) {
+        merged.extend(extra.clone());
+    }
+    merged
+}
+
+fn fact_vars(facts: &Map<String, Value>) -> Map<String, Value> {
+    let mut vars = Map::new();
+    if facts.is_empty() {
+        return vars;
+    }
+    for (name, value) in facts {
+        vars.insert(format!("ansible_{name}"), value.clone());
+    }
+    vars.insert("ansible_facts".into(), Value::Object(facts.clone()));
+    vars
+}
+
+fn magic(shared: &Shared, play: &PlayScope, host: &HostState, role: Option<(String, String)>, vars: &mut Map<String, Value>) {
+    let name = host.name.clone();
+    vars.insert("inventory_hostname_short".into(), Value::from(name.split('.').next().unwrap_or(&name)));
+    vars.insert("inventory_hostname".into(), Value::from(name.clone()));
+    vars.insert("group_names".into(), Value::from(shared.inventory.group_names(&name)));
+    vars.insert("groups".into(), shared.groups.clone());
+    vars.insert("hostvars".into(), play.hostvars.clone());
+    vars.insert("playbook_dir".into(), Value::from(shared.playbook_dir.display().to_string()));
+    vars.insert("inventory_dir".into(), shared.inventory.directories.first().map(|d| Value::from(d.display().to_string())).unwrap_or(Value::Null));
+    vars.insert("ansible_play_hosts".into(), Value::from(play.active_hosts.clone()));
+    vars.insert("ansible_play_batch".into(), Value::from(play.active_hosts.clone()));
+    vars.insert("ansible_play_hosts_all".into(), Value::from(play.all_hosts.clone()));
+    vars.insert("play_hosts".into(), Value::from(play.active_hosts.clone()));
+    vars.insert("ansible_play_name".into(), Value::from(play.name.clone()));
+    vars.insert("ansible_check_mode".into(), Value::Bool(shared.options.check));
+    vars.insert("ansible_diff_mode".into(), Value::Bool(shared.options.diff));
+    vars.insert("ansible_forks".into(), Value::from(shared.options.forks));
+    vars.insert("ansible_verbosity".into(), Value::from(shared.options.verbosity));
+    vars.insert("ansible_version".into(), serde_json::json!({"full": "2.19.14", "major": 2, "minor": 19, "revision": 14, "string": "2.19.14"}));
+    if let Some((role_name, role_path)) = role {
+        vars.insert("role_name".into(), Value::from(role_name));
+        vars.insert("role_path".into(), Value::from(role_path));
+    }
+}

@@ -1,0 +1,50 @@
+//! The `bramble` binary: parse the command line, set up output, run, map to an exit code.
+
+use clap::Parser;
+
+use bramble::cli::{Cli, Command};
+use bramble::error::Error;
+use bramble::executor::{self, exit};
+
+fn main() {
+    let cli = Cli::parse();
+    let Command::Run(arguments) = &cli.command;
+    setup_tracing(arguments.verbose);
+    let code = match arguments.options() {
+        Ok(options) => run(options),
+        Err(error) => report(&error),
+    };
+    std::process::exit(code);
+}
+
+fn run(options: executor::Options) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("[ERROR]: could not start the async runtime: {error}");
+            return exit::ERROR;
+        }
+    };
+    match runtime.block_on(executor::run(options)) {
+        Ok(code) => code,
+        Err(error) => report(&error),
+    }
+}
+
+/// Prints an error as ansible-playbook does (`[ERROR]:` and the offending lines) and picks
+/// its exit code: 4 for bad playbook or inventory input, 1 otherwise.
+fn report(error: &Error) -> i32 {
+    eprintln!("{}", bramble::output::format_error(error));
+    match error {
+        Error::YamlSyntax { .. } | Error::PlaybookInvalid { .. } | Error::RoleNotFound { .. } | Error::InventoryInvalid { .. } => exit::PARSER_ERROR,
+        Error::ArgumentInvalid { .. } => exit::OPTIONS_ERROR,
+        _ => exit::ERROR,
+    }
+}
+
+/// Developer diagnostics go through tracing: `RUST_LOG`, or `-vvvv` for debug.
+fn setup_tracing(verbosity: u8) {
+    let default = if verbosity >= 4 { "bramble=debug" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
+}

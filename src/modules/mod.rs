@@ -1,0 +1,215 @@
+//! Task modules: each turns its arguments and what it finds on the host into shell commands,
+//! following Validate → Query → Modify, and stops after Query in check mode.
+
+mod args;
+mod command;
+mod control;
+mod copy;
+mod file;
+mod files;
+mod get_url;
+mod setup;
+mod stat;
+mod systemd;
+mod unarchive;
+mod uri;
+mod user;
+mod wait_for;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::connection::{Become, Connection, Output, Unreachable, wrap_become};
+use crate::template::{Context, Templar};
+
+pub use args::{Args, to_bool as args_to_bool};
+
+/// A module's result keys (`changed`, `msg`, `rc`, …) as Ansible returns them.
+pub type Outcome = Result<Map<String, Value>, Failure>;
+
+/// Why a module did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The module ran and failed; the map is its result, with `msg`.
+    Failed(Map<String, Value>),
+    /// The host could not be reached.
+    Unreachable(String),
+}
+
+impl From<Unreachable> for Failure {
+    fn from(error: Unreachable) -> Failure {
+        Failure::Unreachable(error.0)
+    }
+}
+
+/// A failure with just a message (and `changed: false`).
+pub fn fail(message: impl Into<String>) -> Failure {
+    let mut result = Map::new();
+    result.insert("changed".into(), Value::Bool(false));
+    result.insert("msg".into(), Value::String(message.into()));
+    Failure::Failed(result)
+}
+
+/// The host as a module sees it: a connection and the become settings of this task.
+pub struct Remote {
+    pub connection: Arc<Connection>,
+    pub become_settings: Become,
+    /// The task's `environment:`, exported before every command.
+    pub environment: Vec<(String, String)>,
+}
+
+impl Remote {
+    /// Runs a command line as the become user, if any.
+    pub async fn run(&self, command: &str) -> Result<Output, Failure> {
+        self.run_with_input(command, None).await
+    }
+
+    pub async fn run_with_input(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, Failure> {
+        let mut line = String::new();
+        for (name, value) in &self.environment {
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(fail(format!("invalid environment variable name `{name}`")));
+            }
+            line.push_str(&format!("export {name}={}; ", crate::connection::quote(value)));
+        }
+        line.push_str(command);
+        let wrapped = wrap_become(&line, &self.become_settings).map_err(fail)?;
+        Ok(self.connection.exec(&wrapped, stdin).await?)
+    }
+
+    /// Runs a command that must succeed; a non-zero exit becomes a failure quoting stderr.
+    pub async fn check(&self, command: &str, what: &str) -> Result<Output, Failure> {
+        let output = self.run(command).await?;
+        if output.rc != 0 {
+            let mut result = Map::new();
+            result.insert("changed".into(), Value::Bool(false));
+            result.insert("rc".into(), Value::from(output.rc));
+            result.insert("stderr".into(), Value::String(output.stderr_text()));
+            let detail = output.stderr_text().trim().to_string();
+            let detail = if detail.is_empty() { output.stdout_text().trim().to_string() } else { detail };
+            result.insert("msg".into(), Value::String(format!("{what} failed: {detail}")));
+            return Err(Failure::Failed(result));
+        }
+        Ok(output)
+    }
+}
+
+/// Everything a module call gets: host, templated arguments, modes, and the task's variables.
+pub struct Call<'a> {
+    pub host: &'a str,
+    pub remote: &'a Remote,
+    pub args: Args,
+    pub check_mode: bool,
+    pub diff: bool,
+    pub vars: &'a Arc<Context>,
+    pub templar: &'a Templar,
+    /// Where `src:` of copy/template is looked for: role then playbook directories.
+    pub search_paths: &'a [PathBuf],
+}
+
+/// A module bramble implements: its name, aliases, and accepted parameters.
+pub struct Spec {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub params: &'static [&'static str],
+}
+
+const SPECS: &[Spec] = &[
+    Spec { name: "command", aliases: &[], params: &["_raw_params", "cmd", "argv", "chdir", "creates", "removes", "stdin", "stdin_add_newline", "strip_empty_ends", "expand_argument_vars"] },
+    Spec { name: "shell", aliases: &[], params: &["_raw_params", "cmd", "chdir", "creates", "removes", "stdin", "stdin_add_newline", "strip_empty_ends", "executable"] },
+    Spec { name: "raw", aliases: &[], params: &["_raw_params", "executable"] },
+    Spec { name: "copy", aliases: &[], params: &["src", "content", "dest", "mode", "owner", "group", "force", "backup", "remote_src", "directory_mode", "validate", "decrypt", "follow", "local_follow", "checksum", "unsafe_writes", "attributes", "seuser", "serole", "setype", "selevel"] },
+    Spec { name: "template", aliases: &[], params: &["src", "dest", "mode", "owner", "group", "force", "backup", "validate", "newline_sequence", "trim_blocks", "lstrip_blocks", "variable_start_string", "variable_end_string", "block_start_string", "block_end_string", "output_encoding", "follow", "unsafe_writes", "attributes"] },
+    Spec { name: "file", aliases: &[], params: &["path", "dest", "name", "state", "mode", "owner", "group", "src", "recurse", "force", "follow", "modification_time", "access_time", "attributes", "unsafe_writes"] },
+    Spec { name: "get_url", aliases: &[], params: &["url", "dest", "checksum", "mode", "owner", "group", "force", "timeout", "headers", "url_username", "url_password", "validate_certs", "backup", "tmp_dest", "http_agent", "use_proxy", "force_basic_auth"] },
+    Spec { name: "unarchive", aliases: &[], params: &["src", "dest", "remote_src", "creates", "mode", "owner", "group", "extra_opts", "include", "exclude", "list_files", "keep_newer", "copy", "validate_certs"] },
+    Spec { name: "user", aliases: &[], params: &["name", "state", "system", "shell", "home", "create_home", "createhome", "groups", "group", "append", "uid", "comment", "password", "remove", "force", "move_home", "update_password", "expires", "password_lock"] },
+    Spec { name: "group", aliases: &[], params: &["name", "state", "system", "gid", "local", "non_unique", "force"] },
+    Spec { name: "systemd_service", aliases: &["systemd", "service"], params: &["name", "state", "enabled", "daemon_reload", "daemon_reexec", "masked", "scope", "no_block", "force", "arguments", "args", "pattern", "sleep", "runlevel", "use"] },
+    Spec { name: "wait_for", aliases: &[], params: &["host", "port", "path", "state", "timeout", "delay", "sleep", "search_regex", "connect_timeout", "msg", "active_connection_states", "exclude_hosts"] },
+    Spec { name: "uri", aliases: &[], params: &["url", "method", "body", "body_format", "status_code", "return_content", "headers", "url_username", "url_password", "user", "password", "force_basic_auth", "timeout", "dest", "validate_certs", "follow_redirects", "creates", "removes"] },
+    Spec { name: "stat", aliases: &[], params: &["path", "get_checksum", "checksum_algorithm", "follow", "get_mime", "get_attributes", "get_md5"] },
+    Spec { name: "setup", aliases: &["gather_facts"], params: &["gather_subset", "filter", "gather_timeout", "fact_path"] },
+    Spec { name: "debug", aliases: &[], params: &["msg", "var", "verbosity"] },
+    Spec { name: "set_fact", aliases: &[], params: &["*"] },
+    Spec { name: "assert", aliases: &[], params: &["that", "fail_msg", "msg", "success_msg", "quiet"] },
+    Spec { name: "fail", aliases: &[], params: &["msg"] },
+    Spec { name: "ping", aliases: &[], params: &["data"] },
+    Spec { name: "meta", aliases: &[], params: &["_raw_params"] },
+];
+
+/// Every name a task may use (without collection prefixes), for "did you mean".
+pub const NAMES: &[&str] = &[
+    "command", "shell", "raw", "copy", "template", "file", "get_url", "unarchive", "user", "group",
+    "systemd_service", "systemd", "service", "wait_for", "uri", "stat", "setup", "gather_facts",
+    "debug", "set_fact", "assert", "fail", "ping", "meta", "import_tasks", "include_tasks",
+];
+
+/// Options that `command`/`shell` accept inside their free-form text.
+pub const FREE_FORM_OPTIONS: &[&str] =
+    &["chdir", "creates", "removes", "executable", "stdin", "stdin_add_newline", "strip_empty_ends"];
+
+const COLLECTIONS: &[&str] = &["ansible.builtin.", "ansible.legacy.", "ansible.posix.", "community.general."];
+
+/// The module's canonical name, for a short name, an alias, or an FQCN.
+pub fn canonical(name: &str) -> Option<&'static str> {
+    let short = COLLECTIONS.iter().find_map(|prefix| name.strip_prefix(prefix)).unwrap_or(name);
+    SPECS.iter().find(|spec| spec.name == short || spec.aliases.contains(&short)).map(|spec| spec.name)
+}
+
+/// Modules whose free-form text is the command to run.
+pub fn takes_free_form(module: &str) -> bool {
+    matches!(module, "command" | "shell" | "raw" | "meta")
+}
+
+/// Rejects parameters the module does not have, before anything runs.
+pub fn check_parameters(module: &str, args: &Map<String, Value>) -> Result<(), String> {
+    let Some(spec) = SPECS.iter().find(|spec| spec.name == module) else { return Ok(()) };
+    if spec.params.contains(&"*") {
+        return Ok(());
+    }
+    let mut unknown: Vec<&str> = args.keys().map(String::as_str).filter(|key| !spec.params.contains(key)).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort();
+    let hint = unknown
+        .first()
+        .and_then(|key| crate::playbook::closest(key, spec.params))
+        .map(|best| format!("; did you mean `{best}`?"))
+        .unwrap_or_default();
+    let supported = spec.params.iter().filter(|p| !p.starts_with('_')).copied().collect::<Vec<_>>().join(", ");
+    Err(format!("Unsupported parameters for ({module}) module: {}{hint}. Supported parameters include: {supported}.", unknown.join(", ")))
+}
+
+/// Runs one module call.
+pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
+    match module {
+        "command" | "shell" | "raw" => command::run(module, call).await,
+        "copy" => copy::run_copy(call).await,
+        "template" => copy::run_template(call).await,
+        "file" => file::run(call).await,
+        "get_url" => get_url::run(call).await,
+        "unarchive" => unarchive::run(call).await,
+        "user" => user::run_user(call).await,
+        "group" => user::run_group(call).await,
+        "systemd_service" => systemd::run(call).await,
+        "wait_for" => wait_for::run(call).await,
+        "uri" => uri::run(call).await,
+        "stat" => stat::run(call).await,
+        "setup" => setup::run(call).await,
+        "debug" => control::debug(call),
+        "set_fact" => control::set_fact(call),
+        "assert" => control::assert(call),
+        "fail" => control::fail_module(call),
+        "ping" => control::ping(call),
+        other => Err(fail(format!("not supported yet: the module `{other}`"))),
+    }
+}
+
+/// A result map from pairs, for concise module code.
+pub fn result(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Map<String, Value> {
+    pairs.into_iter().map(|(key, value)| (key.to_string(), value)).collect()
+}

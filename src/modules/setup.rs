@@ -1,0 +1,177 @@
+//! `setup`: facts gathered with one POSIX shell script, no Python on the host.
+
+use serde_json::{Map, Value};
+
+use super::{Call, Outcome, fail, result};
+
+/// Prints `key=value` lines; os-release lines come prefixed with `os_`.
+const SCRIPT: &str = r#"
+echo "machine=$(uname -m)"
+echo "kernel=$(uname -r)"
+echo "kernel_version=$(uname -v)"
+echo "system=$(uname -s)"
+echo "nodename=$(uname -n)"
+echo "fqdn=$(hostname -f 2>/dev/null || uname -n)"
+echo "pid1=$(cat /proc/1/comm 2>/dev/null)"
+[ -d /run/systemd/system ] && echo "systemd_booted=1"
+echo "user_id=$(id -un)"
+echo "user_uid=$(id -u)"
+echo "user_gid=$(id -g)"
+echo "user_home=$HOME"
+echo "memtotal_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)"
+echo "memfree_kb=$(awk '/^MemFree:/ {print $2}' /proc/meminfo 2>/dev/null)"
+echo "processors=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"
+echo "nproc=$(nproc 2>/dev/null)"
+for tool in apt-get dnf yum apk pacman zypper; do command -v $tool >/dev/null 2>&1 && { echo "pkg_tool=$tool"; break; }; done
+route=$(ip -4 route show default 2>/dev/null | head -n 1)
+echo "default_route=$route"
+dev=$(echo "$route" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
+[ -n "$dev" ] && echo "default_address=$(ip -4 -o addr show dev "$dev" 2>/dev/null | awk '{print $4}' | head -n 1)"
+[ -r /etc/os-release ] && sed -n 's/^\([A-Z_]*\)=/os_\1=/p' /etc/os-release
+[ -r /etc/debian_version ] && echo "debian_version=$(cat /etc/debian_version)"
+[ -r /proc/device-tree/model ] && echo "device_model=$(tr -d '\0' < /proc/device-tree/model)"
+true
+"#;
+
+/// Turns the script's output into Ansible's fact names (without the `ansible_` prefix).
+pub fn facts_from(text: &str) -> Map<String, Value> {
+    let raw: Map<String, Value> = text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.to_string(), Value::from(value.trim().trim_matches('"').to_string())))
+        .collect();
+    let get = |key: &str| raw.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let number = |key: &str| get(key).parse::<i64>().unwrap_or(0);
+    let mut facts = Map::new();
+    let machine = get("machine");
+    facts.insert("architecture".into(), Value::from(architecture(&machine)));
+    facts.insert("machine".into(), Value::from(machine));
+    facts.insert("system".into(), Value::from(get("system")));
+    facts.insert("kernel".into(), Value::from(get("kernel")));
+    facts.insert("kernel_version".into(), Value::from(get("kernel_version")));
+    let nodename = get("nodename");
+    facts.insert("hostname".into(), Value::from(nodename.split('.').next().unwrap_or("").to_string()));
+    facts.insert("nodename".into(), Value::from(nodename));
+    facts.insert("fqdn".into(), Value::from(get("fqdn")));
+
+    let id = get("os_ID");
+    let like = get("os_ID_LIKE");
+    facts.insert("distribution".into(), Value::from(distribution(&id, &get("os_NAME"))));
+    let version = if id == "debian" && !get("debian_version").is_empty() { get("debian_version") } else { get("os_VERSION_ID") };
+    facts.insert("distribution_major_version".into(), Value::from(version.split('.').next().unwrap_or("").to_string()));
+    facts.insert("distribution_version".into(), Value::from(version));
+    facts.insert("distribution_release".into(), Value::from(get("os_VERSION_CODENAME")));
+    facts.insert("os_family".into(), Value::from(os_family(&id, &like)));
+    let pkg_mgr = match get("pkg_tool").as_str() {
+        "apt-get" => "apt",
+        "" => "unknown",
+        other => other,
+    }
+    .to_string();
+    facts.insert("pkg_mgr".into(), Value::from(pkg_mgr));
+    let service_mgr = if raw.contains_key("systemd_booted") || get("pid1") == "systemd" { "systemd".to_string() } else { service_manager(&get("pid1")) };
+    facts.insert("service_mgr".into(), Value::from(service_mgr));
+
+    facts.insert("user_id".into(), Value::from(get("user_id")));
+    facts.insert("user_uid".into(), Value::from(number("user_uid")));
+    facts.insert("user_gid".into(), Value::from(number("user_gid")));
+    facts.insert("user_dir".into(), Value::from(get("user_home")));
+    facts.insert("memtotal_mb".into(), Value::from(number("memtotal_kb") / 1024));
+    facts.insert("memfree_mb".into(), Value::from(number("memfree_kb") / 1024));
+    facts.insert("processor_count".into(), Value::from(number("processors")));
+    facts.insert("processor_vcpus".into(), Value::from(number("processors")));
+    facts.insert("processor_nproc".into(), Value::from(number("nproc")));
+    if !get("device_model").is_empty() {
+        facts.insert("board_name".into(), Value::from(get("device_model")));
+    }
+    let route = get("default_route");
+    let mut ipv4 = Map::new();
+    let field_after = |word: &str| route.split_whitespace().skip_while(|w| *w != word).nth(1).map(str::to_string);
+    if let Some(gateway) = field_after("via") {
+        ipv4.insert("gateway".into(), Value::from(gateway));
+    }
+    if let Some(interface) = field_after("dev") {
+        ipv4.insert("interface".into(), Value::from(interface));
+    }
+    if let Some((address, prefix)) = get("default_address").split_once('/') {
+        ipv4.insert("address".into(), Value::from(address));
+        ipv4.insert("prefix".into(), Value::from(prefix));
+    }
+    facts.insert("default_ipv4".into(), Value::Object(ipv4));
+    facts
+}
+
+fn architecture(machine: &str) -> &str {
+    match machine {
+        "i686" | "i586" | "i486" => "i386",
+        other => other,
+    }
+}
+
+fn distribution(id: &str, name: &str) -> String {
+    match id {
+        "debian" | "raspbian" => "Debian".into(),
+        "ubuntu" => "Ubuntu".into(),
+        "fedora" => "Fedora".into(),
+        "alpine" => "Alpine".into(),
+        "arch" => "Archlinux".into(),
+        "rhel" => "RedHat".into(),
+        "centos" => "CentOS".into(),
+        "" => "NA".into(),
+        _ => name.split_whitespace().next().unwrap_or(id).to_string(),
+    }
+}
+
+fn os_family(id: &str, like: &str) -> String {
+    let family_of = |word: &str| match word {
+        "debian" | "ubuntu" | "raspbian" | "linuxmint" | "pop" => Some("Debian"),
+        "rhel" | "fedora" | "centos" | "rocky" | "almalinux" => Some("RedHat"),
+        "alpine" => Some("Alpine"),
+        "arch" | "manjaro" => Some("Archlinux"),
+        "suse" | "opensuse" | "sles" => Some("Suse"),
+        _ => None,
+    };
+    std::iter::once(id).chain(like.split_whitespace()).find_map(family_of).unwrap_or("Linux").to_string()
+}
+
+fn service_manager(pid1: &str) -> String {
+    match pid1 {
+        "openrc-init" | "openrc" => "openrc".into(),
+        "runit" | "runit-init" => "runit".into(),
+        "" => "service".into(),
+        _ => "sysvinit".into(),
+    }
+}
+
+pub async fn run(call: &mut Call<'_>) -> Outcome {
+    let subset = call.args.list(&["gather_subset"]);
+    if subset.iter().any(|s| !matches!(s.as_str(), "all" | "min" | "!all" | "!min" | "hardware" | "network" | "virtual" | "!hardware" | "!network" | "!virtual")) {
+        return Err(fail(format!("not supported yet: gather_subset {subset:?}")));
+    }
+    let output = call.remote.run(SCRIPT).await?;
+    if output.rc != 0 {
+        return Err(fail(format!("gathering facts failed: {}", output.stderr_text().trim())));
+    }
+    let facts = facts_from(&output.stdout_text());
+    Ok(result([("changed", Value::Bool(false)), ("ansible_facts", Value::Object(facts)), ("_bramble_gathered", Value::Bool(true))]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pi_os_facts() {
+        let text = "machine=aarch64\nsystem=Linux\nnodename=pi01\npid1=systemd\nos_ID=debian\nos_VERSION_ID=\"12\"\nos_VERSION_CODENAME=bookworm\ndebian_version=12.7\npkg_tool=apt-get\n";
+        let facts = facts_from(text);
+        assert_eq!(facts["architecture"], "aarch64");
+        assert_eq!(facts["os_family"], "Debian");
+        assert_eq!(facts["distribution"], "Debian");
+        assert_eq!(facts["distribution_version"], "12.7");
+        assert_eq!(facts["distribution_major_version"], "12");
+        assert_eq!(facts["distribution_release"], "bookworm");
+        assert_eq!(facts["service_mgr"], "systemd");
+        assert_eq!(facts["pkg_mgr"], "apt");
+        assert_eq!(facts["hostname"], "pi01");
+    }
+}

@@ -1,0 +1,206 @@
+//! What the terminal shows, in ansible-playbook's default format: banners, per-host result
+//! lines, and the recap.
+
+mod json;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde_json::{Map, Value};
+
+pub use json::python_json;
+
+/// The outcome of one task on one host, as the recap counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Changed,
+    Skipped,
+    Failed,
+    Ignored,
+    Unreachable,
+}
+
+/// Per-host counters for PLAY RECAP.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub ok: usize,
+    pub changed: usize,
+    pub unreachable: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub rescued: usize,
+    pub ignored: usize,
+}
+
+/// Writes ansible-playbook's default output to stdout.
+#[derive(Debug)]
+pub struct Display {
+    pub verbosity: u8,
+    pub columns: usize,
+}
+
+impl Display {
+    pub fn new(verbosity: u8) -> Display {
+        Display { verbosity, columns: 80 }
+    }
+
+    /// `\nPLAY [name] ****…`, padded with stars to the terminal width.
+    pub fn banner(&self, text: &str) {
+        let stars = self.columns.saturating_sub(text.len() + 1).max(3);
+        self.print(&format!("\n{text} {}", "*".repeat(stars)));
+    }
+
+    pub fn print(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{text}");
+        let _ = stdout.flush();
+    }
+
+    /// Ansible's `[WARNING]: …` on stderr.
+    pub fn warning(&self, text: &str) {
+        eprintln!("[WARNING]: {text}");
+    }
+
+    /// One result line such as `changed: [pi1] => (item=x)`, with the result when verbose.
+    pub fn result_line(&self, host: &str, status: Status, result: &Map<String, Value>, item: Option<&str>) -> String {
+        let label = match status {
+            Status::Ok => "ok",
+            Status::Changed => "changed",
+            Status::Skipped => "skipping",
+            Status::Failed | Status::Ignored => "fatal",
+            Status::Unreachable => "fatal",
+        };
+        let mut line = match status {
+            Status::Failed | Status::Ignored => format!("{label}: [{host}]: FAILED!"),
+            Status::Unreachable => format!("{label}: [{host}]: UNREACHABLE!"),
+            _ => format!("{label}: [{host}]"),
+        };
+        if let Some(item) = item {
+            line.push_str(&format!(" => (item={item})"));
+            if status == Status::Skipped {
+                line.push(' ');
+            }
+        }
+        let shown = self.visible_result(status, result);
+        if let Some(shown) = shown {
+            line.push_str(" => ");
+            line.push_str(&shown);
+        }
+        if status == Status::Ignored {
+            line.push_str("\n...ignoring");
+        }
+        line
+    }
+
+    fn visible_result(&self, status: Status, result: &Map<String, Value>) -> Option<String> {
+        let mut shown: Map<String, Value> =
+            result.iter().filter(|(key, _)| !key.starts_with("_ansible") && !key.starts_with("_bramble")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let verbose_always = result.contains_key("_ansible_verbose_always");
+        let always = matches!(status, Status::Failed | Status::Ignored | Status::Unreachable);
+        if !(always || verbose_always || self.verbosity > 0) {
+            return None;
+        }
+        if status == Status::Skipped && self.verbosity == 0 {
+            return None;
+        }
+        if !self.verbose_diff_keys() {
+            shown.remove("diff");
+        }
+        let indent = if verbose_always || self.verbosity > 3 { Some(4) } else { None };
+        Some(python_json(&Value::Object(shown), indent, true))
+    }
+
+    fn verbose_diff_keys(&self) -> bool {
+        self.verbosity > 2
+    }
+
+    /// The `PLAY RECAP` block, hosts sorted by name.
+    pub fn recap(&self, stats: &BTreeMap<String, Stats>) {
+        self.banner("PLAY RECAP");
+        for (host, stat) in stats {
+            self.print(&format!(
+                "{host:<26} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={:<4}",
+                stat.ok, stat.changed, stat.unreachable, stat.failed, stat.skipped, stat.rescued, stat.ignored
+            ));
+        }
+        self.print("");
+    }
+}
+
+impl Stats {
+    pub fn count(&mut self, status: Status) {
+        match status {
+            Status::Ok => self.ok += 1,
+            Status::Changed => {
+                self.ok += 1;
+                self.changed += 1
+            }
+            Status::Skipped => self.skipped += 1,
+            Status::Failed => self.failed += 1,
+            Status::Ignored => {
+                self.ok += 1;
+                self.ignored += 1
+            }
+            Status::Unreachable => self.unreachable += 1,
+        }
+    }
+}
+
+impl Display {
+    /// Prints everything one host reported for a task, as one uninterrupted block.
+    pub fn print_report(&self, report: &crate::executor::Report) {
+        if !report.lines.is_empty() {
+            self.print(&report.lines.join("\n"));
+        }
+    }
+}
+
+/// Ansible's `[ERROR]: …` block with `Origin:` and the task's lines.
+pub fn error_block(headline: &str, mark: &crate::error::Mark) -> String {
+    let lines: Vec<&str> = mark.source.text.lines().collect();
+    let first = mark.line.saturating_sub(2).max(1);
+    let width = mark.line.to_string().len();
+    let mut block = format!("[ERROR]: {headline}\nOrigin: {}\n\n", mark.location());
+    for number in first..=mark.line {
+        let text = lines.get(number - 1).copied().unwrap_or("");
+        block.push_str(&format!("{number:<width$} {text}\n"));
+    }
+    block.push_str(&format!("{}^ column {}\n", " ".repeat(width + mark.column), mark.column));
+    block
+}
+
+/// A value as Python's `repr` would show it, for `(item=…)` labels of non-strings.
+pub fn python_repr(value: &Value) -> String {
+    match value {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(number) => number.to_string(),
+        Value::String(text) => format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'")),
+        Value::Array(items) => format!("[{}]", items.iter().map(python_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => format!("{{{}}}", map.iter().map(|(k, v)| format!("'{k}': {}", python_repr(v))).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// `-D`: a unified diff of a result's `diff` (before/after with headers).
+pub fn render_diff(diff: &Value) -> Option<String> {
+    let before = diff.get("before")?.as_str()?;
+    let after = diff.get("after")?.as_str()?;
+    let before_header = diff.get("before_header").and_then(Value::as_str).unwrap_or("before");
+    let after_header = diff.get("after_header").and_then(Value::as_str).unwrap_or("after");
+    let text = similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("before: {before_header}"), &format!("after: {after_header}"))
+        .to_string();
+    Some(text.trim_end().to_string())
+}
+
+/// A bramble error as ansible-playbook prints one: `[ERROR]:`, then `Origin:` and the lines.
+pub fn format_error(error: &crate::error::Error) -> String {
+    match error.mark() {
+        Some((mark, message)) => error_block(message, mark).trim_end().to_string(),
+        None => format!("[ERROR]: {error}"),
+    }
+}

@@ -1,0 +1,212 @@
+//! Loading playbooks, plays, tasks and roles from YAML into checked structures.
+
+pub mod role;
+pub mod task;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Mark, Result};
+use crate::yaml::{self, Node};
+
+pub use role::Role;
+pub use task::{Task, TaskBody};
+
+/// A whole playbook file: its plays in order.
+#[derive(Debug)]
+pub struct Playbook {
+    pub path: PathBuf,
+    pub plays: Vec<Play>,
+}
+
+/// One play, with its role tasks already laid out in execution order.
+#[derive(Debug)]
+pub struct Play {
+    pub name: Option<String>,
+    pub hosts: String,
+    pub mark: Mark,
+    pub vars: Map<String, Value>,
+    pub vars_files: Vec<String>,
+    pub gather_facts: bool,
+    pub keywords: Map<String, Value>,
+    pub roles: Vec<Arc<Role>>,
+    pub pre_tasks: Vec<Task>,
+    /// Role tasks followed by the play's own `tasks`.
+    pub tasks: Vec<Task>,
+    pub post_tasks: Vec<Task>,
+    pub handlers: Vec<Task>,
+}
+
+const PLAY_KEYWORDS: &[&str] = &[
+    "name", "hosts", "vars", "vars_files", "gather_facts", "roles", "tasks", "pre_tasks",
+    "post_tasks", "handlers", "become", "become_user", "become_method", "remote_user", "port",
+    "connection", "environment", "serial", "max_fail_percentage", "any_errors_fatal",
+    "ignore_errors", "ignore_unreachable", "tags", "strategy", "check_mode", "diff",
+    "collections", "module_defaults", "order", "force_handlers", "gather_subset",
+    "gather_timeout", "no_log", "run_once", "throttle", "timeout", "vars_prompt",
+    "fact_path", "debugger", "become_flags", "become_exe",
+];
+
+/// Play keywords bramble reads but does not act on yet; using one is an error, not a silent skip.
+const PLAY_KEYWORDS_UNSUPPORTED: &[&str] =
+    &["serial", "strategy", "vars_prompt", "module_defaults", "order", "throttle", "debugger"];
+
+impl Playbook {
+    pub fn load(path: &Path) -> Result<Playbook> {
+        let root = yaml::load_file(path)?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let Some(items) = root.as_seq() else {
+            return Err(Error::invalid(
+                &root.mark,
+                format!("a playbook must be a list of plays, found a {}", root.type_name()),
+            ));
+        };
+        let mut plays = Vec::new();
+        for item in items {
+            if let Some(imported) = item.get("import_playbook") {
+                let name = imported.as_str().ok_or_else(|| {
+                    Error::invalid(&imported.mark, "import_playbook expects a file name")
+                })?;
+                plays.extend(Playbook::load(&base.join(name))?.plays);
+                continue;
+            }
+            plays.push(Play::load(item, &base)?);
+        }
+        Ok(Playbook { path: path.to_path_buf(), plays })
+    }
+}
+
+impl Play {
+    fn load(node: &Node, base: &Path) -> Result<Play> {
+        let Some(entries) = node.as_map() else {
+            return Err(Error::invalid(&node.mark, format!("a play must be a mapping, found a {}", node.type_name())));
+        };
+        for (key, value) in entries {
+            if !PLAY_KEYWORDS.contains(&key.as_str()) {
+                return Err(unknown_keyword(&value.mark, key, "play", PLAY_KEYWORDS));
+            }
+            if PLAY_KEYWORDS_UNSUPPORTED.contains(&key.as_str()) {
+                return Err(Error::NotSupported {
+                    what: format!("{}: the play keyword `{key}`", value.mark.location()),
+                });
+            }
+        }
+        let hosts = match node.get("hosts") {
+            Some(hosts) => hosts_pattern(hosts)?,
+            None => return Err(Error::invalid(&node.mark, "this play has no `hosts:`; expected a host pattern such as `all`")),
+        };
+        let vars = mapping_or_empty(node.get("vars"), "vars")?;
+        let vars_files = match node.get("vars_files") {
+            None => Vec::new(),
+            Some(files) => string_list(files, "vars_files")?,
+        };
+        let gather_facts = match node.get("gather_facts").map(Node::to_value) {
+            None => true,
+            Some(Value::Bool(flag)) => flag,
+            Some(_) => return Err(Error::invalid(&node.get("gather_facts").map(|n| n.mark.clone()).unwrap_or(node.mark.clone()), "gather_facts expects true or false")),
+        };
+        let mut keywords = Map::new();
+        for key in ["become", "become_user", "become_method", "remote_user", "port", "connection", "environment", "ignore_errors", "any_errors_fatal", "check_mode", "diff", "force_handlers"] {
+            if let Some(value) = node.get(key) {
+                keywords.insert(key.to_string(), value.to_value());
+            }
+        }
+
+        let mut roles = Vec::new();
+        let mut tasks = Vec::new();
+        let mut handlers = Vec::new();
+        if let Some(list) = node.get("roles") {
+            let entries = list.as_seq().ok_or_else(|| Error::invalid(&list.mark, "roles expects a list"))?;
+            for entry in entries {
+                let role = Arc::new(Role::load(entry, base)?);
+                tasks.extend(role.tasks.iter().cloned());
+                handlers.extend(role.handlers.iter().cloned());
+                roles.push(role);
+            }
+        }
+        tasks.extend(task::load_list(node.get("tasks"), base, None)?);
+        handlers.extend(task::load_list(node.get("handlers"), base, None)?);
+        Ok(Play {
+            name: node.get("name").map(|n| display_string(&n.to_value())),
+            hosts,
+            mark: node.mark.clone(),
+            vars,
+            vars_files,
+            gather_facts,
+            keywords,
+            roles,
+            pre_tasks: task::load_list(node.get("pre_tasks"), base, None)?,
+            tasks,
+            post_tasks: task::load_list(node.get("post_tasks"), base, None)?,
+            handlers,
+        })
+    }
+}
+
+fn hosts_pattern(node: &Node) -> Result<String> {
+    match node.to_value() {
+        Value::String(pattern) => Ok(pattern),
+        Value::Array(items) => Ok(items.iter().map(display_string).collect::<Vec<_>>().join(",")),
+        _ => Err(Error::invalid(&node.mark, "hosts expects a pattern string or a list of them")),
+    }
+}
+
+/// A `vars:`-like section: a mapping, nothing, or an error pointing at it.
+pub fn mapping_or_empty(node: Option<&Node>, what: &str) -> Result<Map<String, Value>> {
+    match node.map(|node| (node, node.to_value())) {
+        None | Some((_, Value::Null)) => Ok(Map::new()),
+        Some((_, Value::Object(map))) => Ok(map),
+        Some((node, _)) => Err(Error::invalid(&node.mark, format!("{what} expects a mapping, found a {}", node.type_name()))),
+    }
+}
+
+/// One string or a list of them.
+pub fn string_list(node: &Node, what: &str) -> Result<Vec<String>> {
+    match node.to_value() {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => Ok(items.iter().map(display_string).collect()),
+        Value::String(text) => Ok(vec![text]),
+        _ => Err(Error::invalid(&node.mark, format!("{what} expects a string or a list of strings"))),
+    }
+}
+
+/// How a scalar reads as text (strings bare, everything else as JSON).
+pub fn display_string(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// "unknown keyword", with the closest known keyword suggested.
+pub fn unknown_keyword(mark: &Mark, key: &str, scope: &str, known: &[&str]) -> Error {
+    let hint = closest(key, known).map(|best| format!("; did you mean `{best}`?")).unwrap_or_default();
+    Error::invalid(mark, format!("`{key}` is not a valid {scope} keyword{hint}"))
+}
+
+/// The candidate within a small edit distance of `word`, if any.
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|candidate| (edit_distance(word, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            current.push((previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}

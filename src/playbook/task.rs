@@ -1,0 +1,317 @@
+//! Tasks and blocks: keywords, the one module a task calls, and its arguments.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::role::RoleScope;
+use super::display_string;
+use crate::error::{Error, Mark, Result};
+use crate::modules;
+use crate::yaml::{self, Node};
+
+/// One task as written, ready to be templated per host.
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub name: Option<String>,
+    pub mark: Mark,
+    pub body: TaskBody,
+    /// Keywords such as `when`, `loop`, `register`, `notify`, `become`, as written.
+    pub keywords: Map<String, Value>,
+    pub role: Option<Arc<RoleScope>>,
+}
+
+#[derive(Clone, Debug)]
+pub enum TaskBody {
+    Module { module: &'static str, args: Map<String, Value> },
+    Block { block: Vec<Task>, rescue: Vec<Task>, always: Vec<Task> },
+}
+
+const TASK_KEYWORDS: &[&str] = &[
+    "name", "when", "loop", "loop_control", "register", "notify", "become", "become_user",
+    "become_method", "become_flags", "vars", "changed_when", "failed_when", "ignore_errors",
+    "ignore_unreachable", "tags", "listen", "delegate_to", "environment", "no_log",
+    "check_mode", "diff", "run_once", "args", "until", "retries", "delay", "remote_user",
+    "block", "rescue", "always", "action", "local_action", "with_items", "with_list",
+    "with_dict", "with_fileglob", "with_sequence", "with_together", "with_nested",
+    "with_subelements", "any_errors_fatal", "timeout", "throttle", "delegate_facts",
+    "connection", "port", "debugger", "collections", "module_defaults",
+];
+
+/// Keywords read but not acted on yet: an error rather than a silent skip.
+const TASK_KEYWORDS_UNSUPPORTED: &[&str] = &[
+    "delegate_to", "local_action", "with_dict", "with_fileglob", "with_sequence",
+    "with_together", "with_nested", "with_subelements", "throttle", "delegate_facts",
+    "debugger", "module_defaults", "run_once", "connection",
+];
+
+/// Loads a list of tasks from a `tasks:`-like section.
+pub fn load_list(node: Option<&Node>, base: &Path, role: Option<&Arc<RoleScope>>) -> Result<Vec<Task>> {
+    let Some(node) = node else { return Ok(Vec::new()) };
+    if node.is_null() {
+        return Ok(Vec::new());
+    }
+    let items = node.as_seq().ok_or_else(|| {
+        Error::invalid(&node.mark, format!("expected a list of tasks, found a {}", node.type_name()))
+    })?;
+    items.iter().map(|item| Task::load(item, base, role)).collect()
+}
+
+/// Loads a task file (for roles and `import_tasks`).
+pub fn load_file(path: &Path, role: Option<&Arc<RoleScope>>) -> Result<Vec<Task>> {
+    let node = yaml::load_file(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    load_list(Some(&node), base, role)
+}
+
+impl Task {
+    fn load(node: &Node, base: &Path, role: Option<&Arc<RoleScope>>) -> Result<Task> {
+        let entries = node.as_map().ok_or_else(|| {
+            Error::invalid(&node.mark, format!("a task must be a mapping, found a {}", node.type_name()))
+        })?;
+        let mut keywords = Map::new();
+        let mut module: Option<(&str, &Node)> = None;
+        for (key, value) in entries {
+            if TASK_KEYWORDS_UNSUPPORTED.contains(&key.as_str()) {
+                return Err(Error::NotSupported {
+                    what: format!("{}: the task keyword `{key}`", value.mark.location()),
+                });
+            }
+            if TASK_KEYWORDS.contains(&key.as_str()) {
+                keywords.insert(key.clone(), value.to_value());
+                continue;
+            }
+            if let Some((first, _)) = module {
+                return Err(Error::invalid(
+                    &value.mark,
+                    format!("conflicting action statements: `{first}` and `{key}`; a task calls one module"),
+                ));
+            }
+            module = Some((key, value));
+        }
+        if let Some(with_items) = keywords.remove("with_items").or_else(|| keywords.remove("with_list")) {
+            keywords.insert("loop".to_string(), with_items);
+        }
+        let name = keywords.remove("name").map(|value| display_string(&value));
+
+        if let Some(block) = node.get("block") {
+            if let Some((key, value)) = module {
+                return Err(Error::invalid(&value.mark, format!("a block cannot also call the module `{key}`")));
+            }
+            let body = TaskBody::Block {
+                block: load_list(Some(block), base, role)?,
+                rescue: load_list(node.get("rescue"), base, role)?,
+                always: load_list(node.get("always"), base, role)?,
+            };
+            for key in ["block", "rescue", "always"] {
+                keywords.remove(key);
+            }
+            return Ok(Task { name, mark: node.mark.clone(), body, keywords, role: role.cloned() });
+        }
+
+        let (module_name, args_node) = match (module, node.get("action")) {
+            (Some((key, value)), None) => (key.to_string(), Some(value)),
+            (None, Some(action)) => {
+                keywords.remove("action");
+                action_form(action)?
+            }
+            (Some(_), Some(action)) => {
+                return Err(Error::invalid(&action.mark, "a task cannot have both `action:` and a module key"));
+            }
+            (None, None) => {
+                return Err(Error::invalid(&node.mark, "this task calls no module; expected a module name such as `command:` or `copy:`"));
+            }
+        };
+        let mark = args_node.map(|n| n.mark.clone()).unwrap_or_else(|| node.mark.clone());
+        if let Some(body) = static_include(&module_name, args_node, base, role, &mark)? {
+            return Ok(Task { name, mark: node.mark.clone(), body, keywords, role: role.cloned() });
+        }
+        let module = modules::canonical(&module_name).ok_or_else(|| {
+            let hint = super::closest(short_name(&module_name), modules::NAMES)
+                .map(|best| format!("; did you mean `{best}`?"))
+                .unwrap_or_default();
+            Error::invalid(&mark, format!("couldn't resolve module/action `{module_name}`{hint}"))
+        })?;
+        let mut args = module_args(module, args_node, &mark)?;
+        if let Some(Value::Object(extra)) = keywords.remove("args") {
+            for (key, value) in extra {
+                args.entry(key).or_insert(value);
+            }
+        }
+        modules::check_parameters(module, &args).map_err(|message| Error::invalid(&mark, message))?;
+        Ok(Task { name, mark: node.mark.clone(), body: TaskBody::Module { module, args }, keywords, role: role.cloned() })
+    }
+
+    /// The name shown in the TASK banner: `role : name`, or the module when unnamed.
+    pub fn display_name(&self) -> String {
+        let name = match (&self.name, &self.body) {
+            (Some(name), _) => name.clone(),
+            (None, TaskBody::Module { module, .. }) => module.to_string(),
+            (None, TaskBody::Block { .. }) => "block".to_string(),
+        };
+        match &self.role {
+            Some(role) => format!("{} : {name}", role.name),
+            None => name,
+        }
+    }
+}
+
+fn short_name(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
+}
+
+/// `action: copy src=a dest=b` is the same as `copy: src=a dest=b`.
+fn action_form(action: &Node) -> Result<(String, Option<&Node>)> {
+    match action.as_str() {
+        Some(text) => {
+            let (name, _) = text.split_once(' ').unwrap_or((text, ""));
+            Err(Error::NotSupported {
+                what: format!("{}: `action: {name} ...` in free form; write `{name}:` with arguments", action.mark.location()),
+            })
+        }
+        None => {
+            let module = action.get("module").and_then(Node::as_str).ok_or_else(|| {
+                Error::invalid(&action.mark, "action expects `module:` and its arguments")
+            })?;
+            Ok((module.to_string(), Some(action)))
+        }
+    }
+}
+
+/// `import_tasks` / `include_tasks` with a literal file name become a block, loaded now.
+fn static_include(
+    module: &str,
+    args: Option<&Node>,
+    base: &Path,
+    role: Option<&Arc<RoleScope>>,
+    mark: &Mark,
+) -> Result<Option<TaskBody>> {
+    let short = short_name(module);
+    if !matches!(short, "import_tasks" | "include_tasks") {
+        return Ok(None);
+    }
+    let file = match args.map(|node| (node.as_str(), node.get("file"))) {
+        Some((Some(file), _)) => file.to_string(),
+        Some((None, Some(file))) => file.as_str().unwrap_or_default().to_string(),
+        _ => return Err(Error::invalid(mark, format!("{short} expects a file name"))),
+    };
+    if file.contains("{{") {
+        return Err(Error::NotSupported { what: format!("{}: {short} with a templated file name", mark.location()) });
+    }
+    let path = base.join(&file);
+    if !path.is_file() {
+        return Err(Error::invalid(mark, format!("{short}: could not find {}", path.display())));
+    }
+    let block = load_file(&path, role)?;
+    Ok(Some(TaskBody::Block { block, rescue: Vec::new(), always: Vec::new() }))
+}
+
+fn module_args(module: &str, node: Option<&Node>, mark: &Mark) -> Result<Map<String, Value>> {
+    let Some(node) = node else { return Ok(Map::new()) };
+    match node.to_value() {
+        Value::Null => Ok(Map::new()),
+        Value::Object(mut map) => {
+            map.remove("module");
+            if let Some(Value::String(cmd)) = map.remove("cmd") {
+                if modules::takes_free_form(module) {
+                    map.insert("_raw_params".to_string(), Value::String(cmd));
+                } else {
+                    map.insert("cmd".to_string(), Value::String(cmd));
+                }
+            }
+            Ok(map)
+        }
+        Value::String(text) => free_form(module, &text).map_err(|message| Error::invalid(mark, message)),
+        _ => Err(Error::invalid(mark, format!("arguments of `{module}` must be a mapping or a `key=value` string"))),
+    }
+}
+
+/// Parses `key=value key2="a b"` and, for command-like modules, the command itself.
+pub fn free_form(module: &str, text: &str) -> Result<Map<String, Value>, String> {
+    let mut args = Map::new();
+    let mut raw: Vec<String> = Vec::new();
+    let command_like = modules::takes_free_form(module);
+    for word in split_args(text)? {
+        let assignment = word.split_once('=').filter(|(key, _)| {
+            !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        match assignment {
+            Some((key, value)) if !command_like || modules::FREE_FORM_OPTIONS.contains(&key) => {
+                args.insert(key.to_string(), Value::String(unquote(value)));
+            }
+            _ if command_like => raw.push(word),
+            _ => return Err(format!("`{word}` is not `key=value`; `{module}` takes no free-form text")),
+        }
+    }
+    if command_like && !raw.is_empty() {
+        args.insert("_raw_params".to_string(), Value::String(raw.join(" ")));
+    }
+    Ok(args)
+}
+
+fn unquote(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let quoted = bytes.len() >= 2
+        && (bytes[0] == b'"' || bytes[0] == b'\'')
+        && bytes[bytes.len() - 1] == bytes[0];
+    if quoted { text[1..text.len() - 1].to_string() } else { text.to_string() }
+}
+
+/// Splits on spaces outside quotes and `{{ }}`, keeping quotes (the command needs them).
+fn split_args(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    let mut depth = 0usize;
+    let characters: Vec<char> = text.chars().collect();
+    for (index, &character) in characters.iter().enumerate() {
+        let next = characters.get(index + 1).copied();
+        match character {
+            '{' if matches!(next, Some('{' | '%')) => depth += 1,
+            '}' | '%' if next == Some('}') && depth > 0 => depth -= 1,
+            '"' | '\'' if quote == Some(character) => quote = None,
+            '"' | '\'' if quote.is_none() && depth == 0 => quote = Some(character),
+            c if c.is_whitespace() && quote.is_none() && depth == 0 => {
+                if !current.is_empty() {
+                    words.push(std::mem::take(&mut current));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        current.push(character);
+    }
+    if quote.is_some() {
+        return Err(format!("unbalanced quotes in `{text}`"));
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_form;
+    use serde_json::json;
+
+    #[test]
+    fn command_free_form_keeps_options_apart() {
+        let args = free_form("command", "echo 'a b' creates=/tmp/x").unwrap();
+        assert_eq!(json!(args), json!({"creates": "/tmp/x", "_raw_params": "echo 'a b'"}));
+    }
+
+    #[test]
+    fn key_value_with_template() {
+        let args = free_form("debug", "msg={{ item }}").unwrap();
+        assert_eq!(json!(args), json!({"msg": "{{ item }}"}));
+        let args = free_form("copy", "dest=/x content=\"a b\"").unwrap();
+        assert_eq!(json!(args), json!({"dest": "/x", "content": "a b"}));
+    }
+
+    #[test]
+    fn stray_word_is_an_error() {
+        assert!(free_form("copy", "dest=/x oops").is_err());
+    }
+}
