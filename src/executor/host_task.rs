@@ -18,6 +18,8 @@ pub struct Report {
     pub host: String,
     pub lines: Vec<String>,
     pub statuses: Vec<Status>,
+    /// Whether the task changed something, even when it failed and was ignored.
+    pub changed: bool,
 }
 
 /// Modules that run on the controller and never need the host's connection.
@@ -34,7 +36,7 @@ fn effective_keywords(scope: &PlayScope, inherited: &Inherited, task: &Task) -> 
 }
 
 pub async fn run(shared: &Shared, scope: &PlayScope, state: &mut HostState, task: &Task, inherited: &Inherited, _is_handler: bool) -> Report {
-    let mut report = Report { host: state.name.clone(), lines: Vec::new(), statuses: Vec::new() };
+    let mut report = Report { host: state.name.clone(), lines: Vec::new(), statuses: Vec::new(), changed: false };
     let TaskBody::Module { module, args } = &task.body else {
         return report;
     };
@@ -47,6 +49,7 @@ pub async fn run(shared: &Shared, scope: &PlayScope, state: &mut HostState, task
         Some(items) => step.looped(state, base_vars, items, &mut report).await,
     };
     report.statuses.push(status);
+    report.changed = result.get("changed").and_then(Value::as_bool).unwrap_or(false);
 
     if matches!(status, Status::Changed) {
         if let Some(notify) = task.keywords.get("notify") {
@@ -350,7 +353,10 @@ impl Step<'_> {
         } else {
             Status::Ok
         };
-        let shown = self.censor(&result);
+        let mut shown = self.censor(&result);
+        if self.module == "debug" {
+            shown.remove("changed");
+        }
         if let Some(diff) = shown.get("diff") {
             if let Some(text) = crate::output::render_diff(diff) {
                 report.lines.push(text);

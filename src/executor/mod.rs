@@ -454,7 +454,7 @@ impl<'s> Runner<'s> {
         for (state, report) in reports {
             let stats = self.stats.entry(state.name.clone()).or_default();
             for status in &report.statuses {
-                stats.count(*status);
+                stats.count(*status, report.changed);
             }
             self.hosts.insert(state.name.clone(), state);
         }
@@ -514,7 +514,7 @@ impl<'s> Runner<'s> {
                     if let Some(state) = self.hosts.get_mut(host) {
                         state.failed = true;
                     }
-                    self.stats.entry(host.clone()).or_default().count(Status::Failed);
+                    self.stats.entry(host.clone()).or_default().count(Status::Failed, false);
                 }
             }
         }

@@ -129,7 +129,10 @@ impl Display {
 }
 
 impl Stats {
-    pub fn count(&mut self, status: Status) {
+    pub fn count(&mut self, status: Status, changed: bool) {
+        if status == Status::Ignored && changed {
+            self.changed += 1;
+        }
         match status {
             Status::Ok => self.ok += 1,
             Status::Changed => {

@@ -55,6 +55,11 @@ const PLAY_KEYWORDS_UNSUPPORTED: &[&str] =
 
 impl Playbook {
     pub fn load(path: &Path) -> Result<Playbook> {
+        if !path.is_file() {
+            return Err(Error::argument(format!("the playbook: {} could not be found", path.display())));
+        }
+        let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let path = absolute.as_path();
         let root = yaml::load_file(path)?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let Some(items) = root.as_seq() else {

@@ -123,7 +123,8 @@ impl Task {
                 return Err(Error::invalid(&node.mark, "this task calls no module; expected a module name such as `command:` or `copy:`"));
             }
         };
-        let mark = args_node.map(|n| n.mark.clone()).unwrap_or_else(|| node.mark.clone());
+        // Errors about the task point at the task, as Ansible's origins do.
+        let mark = node.mark.clone();
         if let Some(body) = static_include(&module_name, args_node, base, role, &mark)? {
             return Ok(Task { name, mark: node.mark.clone(), body, keywords, role: role.cloned() });
         }

@@ -113,7 +113,7 @@ fn mark_at(source: &Arc<Source>, marker: &Marker) -> Mark {
 
 enum Open {
     Seq { anchor: usize, mark: Mark, items: Vec<Node> },
-    Map { anchor: usize, mark: Mark, entries: Vec<(String, Node)>, key: Option<Node> },
+    Map { anchor: usize, mark: Mark, entries: Vec<(String, Node)>, key: Option<Node>, first_key: Option<Mark> },
 }
 
 struct Builder {
@@ -141,7 +141,7 @@ impl MarkedEventReceiver for Builder {
                 Ok(())
             }
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Open::Map { anchor, mark, entries: Vec::new(), key: None });
+                self.stack.push(Open::Map { anchor, mark, entries: Vec::new(), key: None, first_key: None });
                 Ok(())
             }
             Event::SequenceEnd | Event::MappingEnd => self.close(),
@@ -177,8 +177,9 @@ impl Builder {
     fn close(&mut self) -> Result<()> {
         let (anchor, node) = match self.stack.pop() {
             Some(Open::Seq { anchor, mark, items }) => (anchor, Node { kind: Kind::Seq(items), mark }),
-            Some(Open::Map { anchor, mark, entries, .. }) => {
-                (anchor, Node { kind: Kind::Map(entries), mark })
+            // A mapping is reported where its first key starts, as Ansible's origins do.
+            Some(Open::Map { anchor, mark, entries, first_key, .. }) => {
+                (anchor, Node { kind: Kind::Map(entries), mark: first_key.unwrap_or(mark) })
             }
             None => return Ok(()),
         };
@@ -192,8 +193,13 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Open::Seq { items, .. }) => items.push(node),
-            Some(Open::Map { entries, key, .. }) => match key.take() {
-                None => *key = Some(node),
+            Some(Open::Map { entries, key, first_key, .. }) => match key.take() {
+                None => {
+                    if first_key.is_none() {
+                        *first_key = Some(node.mark.clone());
+                    }
+                    *key = Some(node)
+                }
                 Some(key_node) => insert_entry(entries, key_node, node)?,
             },
         }
