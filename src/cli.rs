@@ -9,7 +9,11 @@ use crate::error::{Error, Result};
 use crate::executor::Options;
 
 #[derive(Debug, Parser)]
-#[command(name = "bramble", version, about = "Run Ansible playbooks over SSH, no Python on the targets")]
+#[command(
+    name = "bramble",
+    version,
+    about = "Run Ansible playbooks over SSH, no Python on the targets"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -81,7 +85,9 @@ impl RunArgs {
             extra_vars.extend(parse_extra_vars(text)?);
         }
         let inventories = if self.inventory.is_empty() {
-            std::env::var("ANSIBLE_INVENTORY").map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default()
+            std::env::var("ANSIBLE_INVENTORY")
+                .map(|v| v.split(',').map(str::to_string).collect())
+                .unwrap_or_default()
         } else {
             self.inventory.clone()
         };
@@ -117,7 +123,8 @@ pub fn parse_extra_vars(text: &str) -> Result<Map<String, Value>> {
         let node = crate::yaml::load_str(std::path::Path::new("<extra vars>"), text.to_string())?;
         return as_mapping(node, text);
     }
-    let args = crate::playbook::task::free_form("set_fact", text).map_err(|message| Error::argument(format!("-e {text}: {message}")))?;
+    let args = crate::playbook::task::free_form("set_fact", text)
+        .map_err(|message| Error::argument(format!("-e {text}: {message}")))?;
     Ok(args)
 }
 
@@ -137,6 +144,9 @@ mod tests {
     #[test]
     fn extra_vars_forms() {
         assert_eq!(json!(parse_extra_vars("a=1 b='x y'").unwrap()), json!({"a": "1", "b": "x y"}));
-        assert_eq!(json!(parse_extra_vars("{\"n\": 2, \"on\": yes}").unwrap()), json!({"n": 2, "on": true}));
+        assert_eq!(
+            json!(parse_extra_vars("{\"n\": 2, \"on\": yes}").unwrap()),
+            json!({"n": 2, "on": true})
+        );
     }
 }

@@ -36,7 +36,10 @@ fn run(options: executor::Options) -> i32 {
 fn report(error: &Error) -> i32 {
     eprintln!("{}", bramble::output::format_error(error));
     match error {
-        Error::YamlSyntax { .. } | Error::PlaybookInvalid { .. } | Error::RoleNotFound { .. } | Error::InventoryInvalid { .. } => exit::PARSER_ERROR,
+        Error::YamlSyntax { .. }
+        | Error::PlaybookInvalid { .. }
+        | Error::RoleNotFound { .. }
+        | Error::InventoryInvalid { .. } => exit::PARSER_ERROR,
         Error::ArgumentInvalid { .. } => exit::OPTIONS_ERROR,
         _ => exit::ERROR,
     }
@@ -45,6 +48,11 @@ fn report(error: &Error) -> i32 {
 /// Developer diagnostics go through tracing: `RUST_LOG`, or `-vvvv` for debug.
 fn setup_tracing(verbosity: u8) {
     let default = if verbosity >= 4 { "bramble=debug" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
 }

@@ -39,23 +39,46 @@ const BASICS: &str = r#"
 #[test]
 fn output_matches_ansible_playbook() {
     let sshd = Sshd::start();
-    let test = Test::new().file("site.yml", BASICS).file("hosts", &format!("[pis]\n{}\n", sshd.host_line("pi1"))).arg("site.yml").arg("-i").arg("hosts");
+    let test = Test::new()
+        .file("site.yml", BASICS)
+        .file("hosts", &format!("[pis]\n{}\n", sshd.host_line("pi1")))
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts");
     let ours = test.bramble();
     let theirs = test.ansible();
-    assert_eq!(ours.code, theirs.code, "exit codes differ\n{}\n---\n{}", ours.stdout, theirs.stdout);
-    assert_eq!(normalize(&ours.stdout, test.dir.path()), normalize(&theirs.stdout, test.dir.path()));
+    assert_eq!(
+        ours.code, theirs.code,
+        "exit codes differ\n{}\n---\n{}",
+        ours.stdout, theirs.stdout
+    );
+    assert_eq!(
+        normalize(&ours.stdout, test.dir.path()),
+        normalize(&theirs.stdout, test.dir.path())
+    );
 }
 
 #[test]
 fn unreachable_host_exits_4_and_others_finish() {
     let sshd = Sshd::start();
     let dead = common::free_port();
-    let inventory = format!("[pis]\n{}\ndead ansible_host=127.0.0.1 ansible_port={dead} ansible_user=root\n", sshd.host_line("pi1"));
+    let inventory = format!(
+        "[pis]\n{}\ndead ansible_host=127.0.0.1 ansible_port={dead} ansible_user=root\n",
+        sshd.host_line("pi1")
+    );
     let test = Test::new().file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo hi\n    - command: echo again\n").file("hosts", &inventory).arg("site.yml").arg("-i").arg("hosts");
     let run = test.bramble();
     run.code(4).stdout_has("fatal: [dead]: UNREACHABLE! =>").stdout_has("Connection refused");
-    assert!(run.recap("pi1").contains("ok=2    changed=2    unreachable=0"), "{}", run.recap("pi1"));
-    assert!(run.recap("dead").contains("ok=0    changed=0    unreachable=1"), "{}", run.recap("dead"));
+    assert!(
+        run.recap("pi1").contains("ok=2    changed=2    unreachable=0"),
+        "{}",
+        run.recap("pi1")
+    );
+    assert!(
+        run.recap("dead").contains("ok=0    changed=0    unreachable=1"),
+        "{}",
+        run.recap("dead")
+    );
     assert_eq!(test.ansible().code, 4);
 }
 
@@ -63,15 +86,33 @@ fn unreachable_host_exits_4_and_others_finish() {
 fn unknown_host_key_is_refused_unless_accepted() {
     let sshd = Sshd::start();
     let empty = sshd.dir.path().join("empty_known_hosts");
-    let line = sshd.host_line("pi1").replace(&sshd.known_hosts().display().to_string(), &empty.display().to_string());
-    let test = Test::new().file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo hi\n").file("hosts", &format!("{line}\n")).arg("site.yml").arg("-i").arg("hosts");
+    let line = sshd
+        .host_line("pi1")
+        .replace(&sshd.known_hosts().display().to_string(), &empty.display().to_string());
+    let test = Test::new()
+        .file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo hi\n")
+        .file("hosts", &format!("{line}\n"))
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts");
     test.bramble().code(4).stdout_has("host key verification failed");
     assert!(!empty.exists() || std::fs::read_to_string(&empty).unwrap().is_empty());
 
-    let accepting = line.replace("-o UserKnownHostsFile", "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile");
-    let test = Test::new().file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo hi\n").file("hosts", &format!("{accepting}\n")).arg("site.yml").arg("-i").arg("hosts");
+    let accepting = line.replace(
+        "-o UserKnownHostsFile",
+        "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile",
+    );
+    let test = Test::new()
+        .file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo hi\n")
+        .file("hosts", &format!("{accepting}\n"))
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts");
     test.bramble().success();
-    assert!(std::fs::read_to_string(&empty).unwrap().contains("[127.0.0.1]:"), "the key was recorded");
+    assert!(
+        std::fs::read_to_string(&empty).unwrap().contains("[127.0.0.1]:"),
+        "the key was recorded"
+    );
     test.bramble().success();
 }
 
@@ -118,7 +159,11 @@ fn files_are_idempotent_and_handlers_run_once() {
     let unit = std::fs::read_to_string(target.path().join("etc/unit.conf")).unwrap();
     assert_eq!(unit, format!("[Unit]\nline1\nline2\narch={}\n", std::env::consts::ARCH));
     assert!(target.path().join("handler-ran").exists());
-    let leftovers: Vec<_> = std::fs::read_dir(target.path().join("etc")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".bramble")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(target.path().join("etc"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".bramble"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
 
     let second = test.bramble();
@@ -131,8 +176,18 @@ fn files_are_idempotent_and_handlers_run_once() {
 fn check_mode_changes_nothing() {
     let sshd = Sshd::start();
     let target = tempfile::tempdir().unwrap();
-    let playbook = format!("- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: content=x dest={}/new.txt\n    - command: touch {}/touched\n", target.path().display(), target.path().display());
-    let test = Test::new().file("site.yml", &playbook).file("hosts", &format!("{}\n", sshd.host_line("pi1"))).arg("site.yml").arg("-i").arg("hosts").arg("--check");
+    let playbook = format!(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: content=x dest={}/new.txt\n    - command: touch {}/touched\n",
+        target.path().display(),
+        target.path().display()
+    );
+    let test = Test::new()
+        .file("site.yml", &playbook)
+        .file("hosts", &format!("{}\n", sshd.host_line("pi1")))
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts")
+        .arg("--check");
     let run = test.bramble();
     run.success().stdout_has("changed: [pi1]").stdout_has("skipping: [pi1]");
     assert!(!target.path().join("new.txt").exists());
@@ -143,7 +198,12 @@ fn check_mode_changes_nothing() {
 fn become_runs_as_the_become_user() {
     let sshd = Sshd::start();
     let playbook = "- hosts: all\n  gather_facts: false\n  become: true\n  become_user: nobody\n  tasks:\n    - command: id -un\n      register: who\n    - assert: { that: [\"who.stdout == 'nobody'\"] }\n";
-    let test = Test::new().file("site.yml", playbook).file("hosts", &format!("{}\n", sshd.host_line("pi1"))).arg("site.yml").arg("-i").arg("hosts");
+    let test = Test::new()
+        .file("site.yml", playbook)
+        .file("hosts", &format!("{}\n", sshd.host_line("pi1")))
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts");
     test.bramble().success();
 }
 
@@ -151,19 +211,45 @@ fn become_runs_as_the_become_user() {
 fn bad_input_names_file_and_line_and_touches_nothing() {
     let target = tempfile::tempdir().unwrap();
     let marker = target.path().join("ran");
-    let playbook = format!("- hosts: all\n  tasks:\n    - command: touch {}\n    - cpoy: src=a dest=b\n", marker.display());
-    let test = Test::new().file("site.yml", &playbook).file("hosts", "localhost ansible_connection=local\n").arg("site.yml").arg("-i").arg("hosts");
+    let playbook = format!(
+        "- hosts: all\n  tasks:\n    - command: touch {}\n    - cpoy: src=a dest=b\n",
+        marker.display()
+    );
+    let test = Test::new()
+        .file("site.yml", &playbook)
+        .file("hosts", "localhost ansible_connection=local\n")
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts");
     let run = test.bramble();
-    run.code(4).stderr_has("site.yml:4:7").stderr_has("couldn't resolve module/action `cpoy`; did you mean `copy`?").stderr_has("    - cpoy: src=a dest=b");
+    run.code(4)
+        .stderr_has("site.yml:4:7")
+        .stderr_has("couldn't resolve module/action `cpoy`; did you mean `copy`?")
+        .stderr_has("    - cpoy: src=a dest=b");
     assert!(!marker.exists());
     assert_eq!(test.ansible().code, 4);
 
-    let test = Test::new().file("site.yml", "- hosts: all\n  tasks:\n    - copy: dest=/tmp/x contnet=y\n").file("hosts", "localhost ansible_connection=local\n").arg("site.yml").arg("-i").arg("hosts");
-    test.bramble().code(4).stderr_has("Unsupported parameters for (copy) module: contnet; did you mean `content`?");
+    let test = Test::new()
+        .file("site.yml", "- hosts: all\n  tasks:\n    - copy: dest=/tmp/x contnet=y\n")
+        .file("hosts", "localhost ansible_connection=local\n")
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts");
+    test.bramble()
+        .code(4)
+        .stderr_has("Unsupported parameters for (copy) module: contnet; did you mean `content`?");
 }
 
 #[test]
 fn undefined_variable_fails_the_task_naming_it() {
-    let test = Test::new().file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=\"{{ nope }}\"\n").file("hosts", "localhost ansible_connection=local\n").arg("site.yml").arg("-i").arg("hosts");
+    let test = Test::new()
+        .file(
+            "site.yml",
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=\"{{ nope }}\"\n",
+        )
+        .file("hosts", "localhost ansible_connection=local\n")
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts");
     test.bramble().code(2).stdout_has("'nope' is undefined").stdout_has("site.yml:4:7");
 }

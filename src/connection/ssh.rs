@@ -42,7 +42,10 @@ struct Verifier {
 impl client::Handler for Verifier {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, offered: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        offered: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let key = match offered {
             PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
             PublicKeyOrCertificate::Certificate(certificate) => {
@@ -89,7 +92,12 @@ impl Verifier {
                  ANSIBLE_HOST_KEY_CHECKING=False) to accept it",
                 target.host,
                 target.port,
-                target.known_hosts.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                target
+                    .known_hosts
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
@@ -113,7 +121,12 @@ impl SshConnection {
         let address = (target.host.as_str(), target.port);
         let connecting = client::connect(config, address, verifier);
         let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-            Err(_) => return Err(Unreachable(format!("ssh: connect to host {} port {}: Connection timed out", target.host, target.port))),
+            Err(_) => {
+                return Err(Unreachable(format!(
+                    "ssh: connect to host {} port {}: Connection timed out",
+                    target.host, target.port
+                )));
+            }
             Ok(Err(error)) => {
                 let refused = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
                 return Err(Unreachable(refused.unwrap_or_else(|| connect_error(&target, &error))));
@@ -140,13 +153,17 @@ impl SshConnection {
                 ChannelMsg::ExitStatus { exit_status } => output.rc = exit_status as i32,
                 ChannelMsg::ExitSignal { signal_name, .. } => {
                     output.rc = 128;
-                    output.stderr.extend_from_slice(format!("killed by signal {signal_name:?}").as_bytes());
+                    output
+                        .stderr
+                        .extend_from_slice(format!("killed by signal {signal_name:?}").as_bytes());
                 }
                 _ => {}
             }
         }
         if output.rc == -1 {
-            return Err(Unreachable("ssh channel closed before the command reported its exit status".into()));
+            return Err(Unreachable(
+                "ssh channel closed before the command reported its exit status".into(),
+            ));
         }
         Ok(output)
     }
@@ -164,11 +181,17 @@ fn connect_error(target: &SshTarget, error: &russh::Error) -> String {
         },
         other => other.to_string(),
     };
-    format!("Failed to connect to the host via ssh: ssh: connect to host {} port {}: {detail}", target.host, target.port)
+    format!(
+        "Failed to connect to the host via ssh: ssh: connect to host {} port {}: {detail}",
+        target.host, target.port
+    )
 }
 
 /// Tries the given key files, then the ssh-agent, then a password; the first to work wins.
-async fn authenticate(handle: &mut Handle<Verifier>, target: &SshTarget) -> Result<(), Unreachable> {
+async fn authenticate(
+    handle: &mut Handle<Verifier>,
+    target: &SshTarget,
+) -> Result<(), Unreachable> {
     let mut tried = Vec::new();
     for path in &target.private_keys {
         match russh::keys::load_secret_key(path, None) {
@@ -190,10 +213,10 @@ async fn authenticate(handle: &mut Handle<Verifier>, target: &SshTarget) -> Resu
         tried.push("ssh-agent".into());
     }
     if let Some(password) = &target.password {
-        if let Ok(result) = handle.authenticate_password(&target.user, password).await {
-            if result.success() {
-                return Ok(());
-            }
+        if let Ok(result) = handle.authenticate_password(&target.user, password).await
+            && result.success()
+        {
+            return Ok(());
         }
         tried.push("password".into());
     }
@@ -201,20 +224,27 @@ async fn authenticate(handle: &mut Handle<Verifier>, target: &SshTarget) -> Resu
         "Failed to connect to the host via ssh: {}@{}: Permission denied (tried {})",
         target.user,
         target.host,
-        if tried.is_empty() { "no credentials: give --private-key or ansible_ssh_private_key_file".to_string() } else { tried.join(", ") }
+        if tried.is_empty() {
+            "no credentials: give --private-key or ansible_ssh_private_key_file".to_string()
+        } else {
+            tried.join(", ")
+        }
     )))
 }
 
 async fn try_agent(handle: &mut Handle<Verifier>, target: &SshTarget) -> bool {
-    let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await else { return false };
+    let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await else {
+        return false;
+    };
     let Ok(identities) = agent.request_identities().await else { return false };
     for identity in identities {
         let key = identity.public_key().into_owned();
         let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
-        if let Ok(result) = handle.authenticate_publickey_with(&target.user, key, hash, &mut agent).await {
-            if result.success() {
-                return true;
-            }
+        if let Ok(result) =
+            handle.authenticate_publickey_with(&target.user, key, hash, &mut agent).await
+            && result.success()
+        {
+            return true;
         }
     }
     false

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::connection::{Connection, HostKeyPolicy, LocalConnection, SshConnection, SshTarget, Unreachable, split_words};
+use crate::connection::{
+    Connection, HostKeyPolicy, LocalConnection, SshConnection, SshTarget, Unreachable, split_words,
+};
 
 /// Connections are reused while these stay the same.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,17 +36,30 @@ fn expand_home(path: &str) -> PathBuf {
 
 /// Reads `ansible_connection`, `ansible_host`, `ansible_port`, `ansible_user`, keys, and the
 /// `-o` options of `ansible_ssh_common_args` / `ansible_ssh_extra_args` that matter here.
-pub fn settings(host: &str, vars: &serde_json::Map<String, Value>, options: &super::Options, play_user: Option<String>) -> Result<Settings, String> {
+pub fn settings(
+    host: &str,
+    vars: &serde_json::Map<String, Value>,
+    options: &super::Options,
+    play_user: Option<String>,
+) -> Result<Settings, String> {
     let connection = text(vars, "ansible_connection").unwrap_or_else(|| "ssh".into());
     match connection.as_str() {
         "local" => return Ok(Settings { key: ConnectionKey::Local, target: None }),
         "ssh" | "smart" | "paramiko" => {}
-        other => return Err(format!("not supported yet: ansible_connection={other} (use ssh or local)")),
+        other => {
+            return Err(format!(
+                "not supported yet: ansible_connection={other} (use ssh or local)"
+            ));
+        }
     }
-    let address = text(vars, "ansible_host").or_else(|| text(vars, "ansible_ssh_host")).unwrap_or_else(|| host.to_string());
+    let address = text(vars, "ansible_host")
+        .or_else(|| text(vars, "ansible_ssh_host"))
+        .unwrap_or_else(|| host.to_string());
     let port = match vars.get("ansible_port").or_else(|| vars.get("ansible_ssh_port")) {
         None | Some(Value::Null) => 22,
-        Some(value) => crate::playbook::display_string(value).parse::<u16>().map_err(|_| format!("ansible_port must be a port number, got {value}"))?,
+        Some(value) => crate::playbook::display_string(value)
+            .parse::<u16>()
+            .map_err(|_| format!("ansible_port must be a port number, got {value}"))?,
     };
     let user = text(vars, "ansible_user")
         .or_else(|| text(vars, "ansible_ssh_user"))
@@ -57,12 +72,19 @@ pub fn settings(host: &str, vars: &serde_json::Map<String, Value>, options: &sup
     if let Some(key) = &options.private_key {
         private_keys.push(key.clone());
     }
-    if let Some(key) = text(vars, "ansible_ssh_private_key_file").or_else(|| text(vars, "ansible_private_key_file")) {
+    if let Some(key) = text(vars, "ansible_ssh_private_key_file")
+        .or_else(|| text(vars, "ansible_private_key_file"))
+    {
         private_keys.insert(0, expand_home(&key));
     }
     let mut known_hosts: Vec<PathBuf> = Vec::new();
     let mut policy = host_key_policy(vars);
-    let arguments = ["ansible_ssh_common_args", "ansible_ssh_extra_args"].iter().filter_map(|name| text(vars, name)).chain(std::env::var("ANSIBLE_SSH_ARGS").ok()).collect::<Vec<_>>().join(" ");
+    let arguments = ["ansible_ssh_common_args", "ansible_ssh_extra_args"]
+        .iter()
+        .filter_map(|name| text(vars, name))
+        .chain(std::env::var("ANSIBLE_SSH_ARGS").ok())
+        .collect::<Vec<_>>()
+        .join(" ");
     for (key, value) in ssh_options(&arguments)? {
         match key.to_ascii_lowercase().as_str() {
             "userknownhostsfile" => known_hosts.extend(value.split_whitespace().map(expand_home)),
@@ -90,12 +112,26 @@ pub fn settings(host: &str, vars: &serde_json::Map<String, Value>, options: &sup
     }
     let password = text(vars, "ansible_password").or_else(|| text(vars, "ansible_ssh_pass"));
     let key = ConnectionKey::Ssh { host: address.clone(), port, user: user.clone() };
-    Ok(Settings { key, target: Some(SshTarget { host: address, port, user, private_keys, password, known_hosts, policy }) })
+    Ok(Settings {
+        key,
+        target: Some(SshTarget {
+            host: address,
+            port,
+            user,
+            private_keys,
+            password,
+            known_hosts,
+            policy,
+        }),
+    })
 }
 
 /// `ansible_host_key_checking` / `ANSIBLE_HOST_KEY_CHECKING`: false turns checking off.
 fn host_key_policy(vars: &serde_json::Map<String, Value>) -> HostKeyPolicy {
-    let setting = vars.get("ansible_host_key_checking").cloned().or_else(|| std::env::var("ANSIBLE_HOST_KEY_CHECKING").ok().map(Value::from));
+    let setting = vars
+        .get("ansible_host_key_checking")
+        .cloned()
+        .or_else(|| std::env::var("ANSIBLE_HOST_KEY_CHECKING").ok().map(Value::from));
     match setting.as_ref().and_then(crate::modules::args_to_bool) {
         Some(false) => HostKeyPolicy::Off,
         _ => HostKeyPolicy::Strict,
@@ -108,11 +144,15 @@ pub fn ssh_options(arguments: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs = Vec::new();
     let mut words = words.iter();
     while let Some(word) = words.next() {
-        let option = if word == "-o" { words.next().cloned() } else { word.strip_prefix("-o").map(str::to_string) };
-        if let Some(option) = option {
-            if let Some((key, value)) = option.split_once('=').or_else(|| option.split_once(' ')) {
-                pairs.push((key.trim().to_string(), value.trim().to_string()));
-            }
+        let option = if word == "-o" {
+            words.next().cloned()
+        } else {
+            word.strip_prefix("-o").map(str::to_string)
+        };
+        if let Some(option) = option
+            && let Some((key, value)) = option.split_once('=').or_else(|| option.split_once(' '))
+        {
+            pairs.push((key.trim().to_string(), value.trim().to_string()));
         }
     }
     Ok(pairs)
@@ -121,7 +161,9 @@ pub fn ssh_options(arguments: &str) -> Result<Vec<(String, String)>, String> {
 pub async fn open(settings: &Settings) -> Result<Arc<Connection>, Unreachable> {
     match &settings.target {
         None => Ok(Arc::new(Connection::Local(LocalConnection))),
-        Some(target) => Ok(Arc::new(Connection::Ssh(SshConnection::connect(target.clone()).await?))),
+        Some(target) => {
+            Ok(Arc::new(Connection::Ssh(SshConnection::connect(target.clone()).await?)))
+        }
     }
 }
 
@@ -131,7 +173,15 @@ mod tests {
 
     #[test]
     fn reads_dash_o_options() {
-        let pairs = ssh_options("-o UserKnownHostsFile=/tmp/kh -oStrictHostKeyChecking=accept-new -C").unwrap();
-        assert_eq!(pairs, [("UserKnownHostsFile".to_string(), "/tmp/kh".to_string()), ("StrictHostKeyChecking".to_string(), "accept-new".to_string())]);
+        let pairs =
+            ssh_options("-o UserKnownHostsFile=/tmp/kh -oStrictHostKeyChecking=accept-new -C")
+                .unwrap();
+        assert_eq!(
+            pairs,
+            [
+                ("UserKnownHostsFile".to_string(), "/tmp/kh".to_string()),
+                ("StrictHostKeyChecking".to_string(), "accept-new".to_string())
+            ]
+        );
     }
 }

@@ -25,7 +25,8 @@ pub struct Report {
 /// Modules that run on the controller and never need the host's connection.
 const CONTROLLER_ONLY: &[&str] = &["debug", "set_fact", "assert", "fail"];
 
-const NO_LOG_MESSAGE: &str = "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+const NO_LOG_MESSAGE: &str =
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
 
 /// Keywords in effect: play, then enclosing blocks, then the task.
 fn effective_keywords(scope: &PlayScope, inherited: &Inherited, task: &Task) -> Map<String, Value> {
@@ -35,8 +36,20 @@ fn effective_keywords(scope: &PlayScope, inherited: &Inherited, task: &Task) -> 
     keywords
 }
 
-pub async fn run(shared: &Shared, scope: &PlayScope, state: &mut HostState, task: &Task, inherited: &Inherited, _is_handler: bool) -> Report {
-    let mut report = Report { host: state.name.clone(), lines: Vec::new(), statuses: Vec::new(), changed: false };
+pub async fn run(
+    shared: &Shared,
+    scope: &PlayScope,
+    state: &mut HostState,
+    task: &Task,
+    inherited: &Inherited,
+    _is_handler: bool,
+) -> Report {
+    let mut report = Report {
+        host: state.name.clone(),
+        lines: Vec::new(),
+        statuses: Vec::new(),
+        changed: false,
+    };
     let TaskBody::Module { module, args } = &task.body else {
         return report;
     };
@@ -51,12 +64,12 @@ pub async fn run(shared: &Shared, scope: &PlayScope, state: &mut HostState, task
     report.statuses.push(status);
     report.changed = result.get("changed").and_then(Value::as_bool).unwrap_or(false);
 
-    if matches!(status, Status::Changed) {
-        if let Some(notify) = task.keywords.get("notify") {
-            for name in super::string_list(notify) {
-                if !state.notified.contains(&name) {
-                    state.notified.push(name);
-                }
+    if matches!(status, Status::Changed)
+        && let Some(notify) = task.keywords.get("notify")
+    {
+        for name in super::string_list(notify) {
+            if !state.notified.contains(&name) {
+                state.notified.push(name);
             }
         }
     }
@@ -83,16 +96,27 @@ struct Step<'a> {
 }
 
 impl Step<'_> {
-    async fn looped(&self, state: &mut HostState, base_vars: Map<String, Value>, items: &Value, report: &mut Report) -> (Status, Map<String, Value>) {
+    async fn looped(
+        &self,
+        state: &mut HostState,
+        base_vars: Map<String, Value>,
+        items: &Value,
+        report: &mut Report,
+    ) -> (Status, Map<String, Value>) {
         let templar = &self.shared.templar;
         let context = Context::new(base_vars.clone(), templar.clone());
         let items = match templar.render_value(items, &context) {
             Ok(Value::Array(items)) => items,
             Ok(other) => {
-                let message = format!("Invalid data passed to 'loop', it requires a list, got this instead: {}. Hint: If you passed a list/dict of just one element, try adding wantlist=True to your lookup invocation or use q/query instead of lookup.", display_string(&other));
+                let message = format!(
+                    "Invalid data passed to 'loop', it requires a list, got this instead: {}. Hint: If you passed a list/dict of just one element, try adding wantlist=True to your lookup invocation or use q/query instead of lookup.",
+                    display_string(&other)
+                );
                 return self.finish_failure(state, modules::fail(message), report, None);
             }
-            Err(error) => return self.finish_failure(state, modules::fail(error.to_string()), report, None),
+            Err(error) => {
+                return self.finish_failure(state, modules::fail(error.to_string()), report, None);
+            }
         };
         let control = match self.task.keywords.get("loop_control") {
             Some(Value::Object(control)) => control.clone(),
@@ -103,7 +127,8 @@ impl Step<'_> {
         let label = control.get("label").cloned();
 
         let mut results = Vec::new();
-        let (mut changed, mut failed, mut all_skipped, mut unreachable) = (false, false, true, false);
+        let (mut changed, mut failed, mut all_skipped, mut unreachable) =
+            (false, false, true, false);
         for (index, item) in items.iter().enumerate() {
             let mut vars = base_vars.clone();
             vars.insert(loop_var.clone(), item.clone());
@@ -114,7 +139,10 @@ impl Step<'_> {
             let shown = match &label {
                 Some(label) => {
                     let context = Context::new(vars.clone(), templar.clone());
-                    templar.render_value(label, &context).map(|v| display_string(&v)).unwrap_or_else(|_| display_string(label))
+                    templar
+                        .render_value(label, &context)
+                        .map(|v| display_string(&v))
+                        .unwrap_or_else(|_| display_string(label))
                 }
                 None => item_label(item),
             };
@@ -130,7 +158,11 @@ impl Step<'_> {
                 break;
             }
         }
-        let mut summary = modules::result([("changed", Value::Bool(changed)), ("msg", Value::from("All items completed")), ("results", Value::Array(results))]);
+        let mut summary = modules::result([
+            ("changed", Value::Bool(changed)),
+            ("msg", Value::from("All items completed")),
+            ("results", Value::Array(results)),
+        ]);
         if all_skipped && !items.is_empty() {
             summary.insert("skipped".into(), Value::Bool(true));
             summary.insert("msg".into(), Value::from("All items skipped"));
@@ -157,7 +189,13 @@ impl Step<'_> {
     }
 
     /// Runs the module once (one loop item, or the whole task without a loop).
-    async fn once(&self, state: &mut HostState, vars: Map<String, Value>, item: Option<&str>, report: &mut Report) -> (Status, Map<String, Value>) {
+    async fn once(
+        &self,
+        state: &mut HostState,
+        vars: Map<String, Value>,
+        item: Option<&str>,
+        report: &mut Report,
+    ) -> (Status, Map<String, Value>) {
         let templar = &self.shared.templar;
         let context = Context::new(vars, templar.clone());
 
@@ -169,7 +207,10 @@ impl Step<'_> {
         if let Some(when) = self.task.keywords.get("when") {
             conditions.push(when.clone());
         }
-        for condition in conditions.iter().flat_map(|c| match c { Value::Array(items) => items.clone(), other => vec![other.clone()] }) {
+        for condition in conditions.iter().flat_map(|c| match c {
+            Value::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        }) {
             let expression = match &condition {
                 Value::Bool(flag) => flag.to_string(),
                 other => display_string(other),
@@ -177,15 +218,37 @@ impl Step<'_> {
             match templar.condition(&expression, &context) {
                 Ok(true) => {}
                 Ok(false) => {
-                    let result = modules::result([("changed", Value::Bool(false)), ("false_condition", condition_value(&condition)), ("skip_reason", Value::from("Conditional result was False")), ("skipped", Value::Bool(true))]);
+                    let result = modules::result([
+                        ("changed", Value::Bool(false)),
+                        ("false_condition", condition_value(&condition)),
+                        ("skip_reason", Value::from("Conditional result was False")),
+                        ("skipped", Value::Bool(true)),
+                    ]);
                     if item.is_some() {
-                        report.lines.push(self.shared.display.result_line(&state.name, Status::Skipped, &result, item));
+                        report.lines.push(self.shared.display.result_line(
+                            &state.name,
+                            Status::Skipped,
+                            &result,
+                            item,
+                        ));
                     } else {
-                        report.lines.push(self.shared.display.result_line(&state.name, Status::Skipped, &result, None));
+                        report.lines.push(self.shared.display.result_line(
+                            &state.name,
+                            Status::Skipped,
+                            &result,
+                            None,
+                        ));
                     }
                     return (Status::Skipped, result);
                 }
-                Err(error) => return self.finish_failure(state, modules::fail(error.to_string()), report, item),
+                Err(error) => {
+                    return self.finish_failure(
+                        state,
+                        modules::fail(error.to_string()),
+                        report,
+                        item,
+                    );
+                }
             }
         }
 
@@ -195,17 +258,36 @@ impl Step<'_> {
                 args
             }
             Ok(_) => Map::new(),
-            Err(error) => return self.finish_failure(state, modules::fail(format!("{error}")), report, item),
+            Err(error) => {
+                return self.finish_failure(state, modules::fail(format!("{error}")), report, item);
+            }
         };
         let become_settings = match become_settings(self.shared, self.keywords, &context) {
             Ok(settings) => settings,
-            Err(message) => return self.finish_failure(state, modules::fail(message), report, item),
+            Err(message) => {
+                return self.finish_failure(state, modules::fail(message), report, item);
+            }
         };
-        let environment = match self.keywords.get("environment").map(|env| templar.render_value(env, &context)) {
+        let environment = match self
+            .keywords
+            .get("environment")
+            .map(|env| templar.render_value(env, &context))
+        {
             None => Vec::new(),
-            Some(Ok(Value::Object(env))) => env.into_iter().map(|(k, v)| (k, display_string(&v))).collect(),
-            Some(Ok(_)) => return self.finish_failure(state, modules::fail("environment must be a mapping"), report, item),
-            Some(Err(error)) => return self.finish_failure(state, modules::fail(error.to_string()), report, item),
+            Some(Ok(Value::Object(env))) => {
+                env.into_iter().map(|(k, v)| (k, display_string(&v))).collect()
+            }
+            Some(Ok(_)) => {
+                return self.finish_failure(
+                    state,
+                    modules::fail("environment must be a mapping"),
+                    report,
+                    item,
+                );
+            }
+            Some(Err(error)) => {
+                return self.finish_failure(state, modules::fail(error.to_string()), report, item);
+            }
         };
 
         let connection = if CONTROLLER_ONLY.contains(&self.module) {
@@ -216,15 +298,30 @@ impl Step<'_> {
                 Err(failure) => return self.finish_failure(state, failure, report, item),
             }
         };
-        let connection = connection.unwrap_or_else(|| Arc::new(crate::connection::Connection::Local(crate::connection::LocalConnection)));
+        let connection = connection.unwrap_or_else(|| {
+            Arc::new(crate::connection::Connection::Local(crate::connection::LocalConnection))
+        });
         let remote = Remote { connection, become_settings, environment };
         let check_mode = match self.keywords.get("check_mode").and_then(modules::args_to_bool) {
             Some(forced) => forced,
             None => self.shared.options.check,
         };
-        let diff = self.keywords.get("diff").and_then(modules::args_to_bool).unwrap_or(self.shared.options.diff);
+        let diff = self
+            .keywords
+            .get("diff")
+            .and_then(modules::args_to_bool)
+            .unwrap_or(self.shared.options.diff);
         let search_paths = self.search_paths();
-        let mut call = Call { host: &state.name, remote: &remote, args: Args::new(args), check_mode, diff, vars: &context, templar, search_paths: &search_paths };
+        let mut call = Call {
+            host: &state.name,
+            remote: &remote,
+            args: Args::new(args),
+            check_mode,
+            diff,
+            vars: &context,
+            templar,
+            search_paths: &search_paths,
+        };
 
         let mut outcome = modules::run(self.module, &mut call).await;
         if let Some(until) = self.task.keywords.get("until") {
@@ -234,9 +331,27 @@ impl Step<'_> {
     }
 
     /// `until:` with `retries` and `delay`: run again until the condition holds.
-    async fn retry(&self, until: &Value, mut outcome: modules::Outcome, call: &mut Call<'_>, context: &Arc<Context>) -> modules::Outcome {
-        let retries = self.task.keywords.get("retries").map(display_string).and_then(|r| r.parse::<u32>().ok()).unwrap_or(3);
-        let delay = self.task.keywords.get("delay").map(display_string).and_then(|d| d.parse::<u64>().ok()).unwrap_or(5);
+    async fn retry(
+        &self,
+        until: &Value,
+        mut outcome: modules::Outcome,
+        call: &mut Call<'_>,
+        context: &Arc<Context>,
+    ) -> modules::Outcome {
+        let retries = self
+            .task
+            .keywords
+            .get("retries")
+            .map(display_string)
+            .and_then(|r| r.parse::<u32>().ok())
+            .unwrap_or(3);
+        let delay = self
+            .task
+            .keywords
+            .get("delay")
+            .map(display_string)
+            .and_then(|d| d.parse::<u64>().ok())
+            .unwrap_or(5);
         for attempt in 1..=retries.max(1) {
             let result = match &outcome {
                 Ok(map) | Err(Failure::Failed(map)) => map.clone(),
@@ -264,7 +379,12 @@ impl Step<'_> {
             Err(unreachable) => return Err(unreachable),
         };
         map.insert("attempts".into(), Value::from(retries));
-        map.insert("msg".into(), Value::from(format!("Task failed: retries ({retries}) exhausted without the until condition being met")));
+        map.insert(
+            "msg".into(),
+            Value::from(format!(
+                "Task failed: retries ({retries}) exhausted without the until condition being met"
+            )),
+        );
         Err(Failure::Failed(map))
     }
 
@@ -280,16 +400,24 @@ impl Step<'_> {
         paths
     }
 
-    async fn connection(&self, state: &mut HostState, context: &Arc<Context>) -> Result<Arc<crate::connection::Connection>, Failure> {
-        let connection_vars = connection_vars(&self.shared.templar, context).map_err(modules::fail)?;
+    async fn connection(
+        &self,
+        state: &mut HostState,
+        context: &Arc<Context>,
+    ) -> Result<Arc<crate::connection::Connection>, Failure> {
+        let connection_vars =
+            connection_vars(&self.shared.templar, context).map_err(modules::fail)?;
         let play_user = self.keywords.get("remote_user").map(display_string);
-        let settings = connect::settings(&state.name, &connection_vars, &self.shared.options, play_user).map_err(modules::fail)?;
-        if let Some((key, connection)) = &state.connection {
-            if *key == settings.key {
-                return Ok(connection.clone());
-            }
+        let settings =
+            connect::settings(&state.name, &connection_vars, &self.shared.options, play_user)
+                .map_err(modules::fail)?;
+        if let Some((key, connection)) = &state.connection
+            && *key == settings.key
+        {
+            return Ok(connection.clone());
         }
-        let connection = connect::open(&settings).await.map_err(|error| Failure::Unreachable(error.0))?;
+        let connection =
+            connect::open(&settings).await.map_err(|error| Failure::Unreachable(error.0))?;
         state.connection = Some((settings.key.clone(), connection.clone()));
         if settings.key == ConnectionKey::Local {
             tracing::debug!(host = %state.name, "using the local connection");
@@ -298,11 +426,20 @@ impl Step<'_> {
     }
 
     /// Applies changed_when / failed_when / ignore_errors and writes the result lines.
-    fn interpret(&self, state: &mut HostState, outcome: modules::Outcome, context: &Arc<Context>, report: &mut Report, item: Option<&str>) -> (Status, Map<String, Value>) {
+    fn interpret(
+        &self,
+        state: &mut HostState,
+        outcome: modules::Outcome,
+        context: &Arc<Context>,
+        report: &mut Report,
+        item: Option<&str>,
+    ) -> (Status, Map<String, Value>) {
         let (mut result, mut failed) = match outcome {
             Ok(result) => (result, false),
             Err(Failure::Failed(result)) => (result, true),
-            Err(failure @ Failure::Unreachable(_)) => return self.finish_failure(state, failure, report, item),
+            Err(failure @ Failure::Unreachable(_)) => {
+                return self.finish_failure(state, failure, report, item);
+            }
         };
         if let Some(Value::Object(facts)) = result.get("ansible_facts").cloned() {
             if result.contains_key("_bramble_gathered") {
@@ -318,13 +455,23 @@ impl Step<'_> {
                 vars.insert(name, Value::Object(result.clone()));
             }
             let check = Context::new(vars, self.shared.templar.clone());
-            let conditions = match condition { Value::Array(items) => items.clone(), other => vec![other.clone()] };
+            let conditions = match condition {
+                Value::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            };
             let mut verdict = key == "changed" || conditions.is_empty();
             if key == "changed" {
                 for condition in &conditions {
                     match self.shared.templar.condition(&display_string(condition), &check) {
                         Ok(value) => verdict &= value,
-                        Err(error) => return self.finish_failure(state, modules::fail(error.to_string()), report, item),
+                        Err(error) => {
+                            return self.finish_failure(
+                                state,
+                                modules::fail(error.to_string()),
+                                report,
+                                item,
+                            );
+                        }
                     }
                 }
             } else {
@@ -332,12 +479,22 @@ impl Step<'_> {
                 for condition in &conditions {
                     match self.shared.templar.condition(&display_string(condition), &check) {
                         Ok(value) => verdict |= value,
-                        Err(error) => return self.finish_failure(state, modules::fail(error.to_string()), report, item),
+                        Err(error) => {
+                            return self.finish_failure(
+                                state,
+                                modules::fail(error.to_string()),
+                                report,
+                                item,
+                            );
+                        }
                     }
                 }
                 failed = verdict;
                 if !verdict {
-                    result.remove("msg").filter(|m| m.as_str() != Some("non-zero return code")).map(|m| result.insert("msg".into(), m));
+                    result
+                        .remove("msg")
+                        .filter(|m| m.as_str() != Some("non-zero return code"))
+                        .map(|m| result.insert("msg".into(), m));
                 }
             }
             result.insert(key.into(), Value::Bool(if key == "failed" { failed } else { verdict }));
@@ -357,10 +514,10 @@ impl Step<'_> {
         if self.module == "debug" {
             shown.remove("changed");
         }
-        if let Some(diff) = shown.get("diff") {
-            if let Some(text) = crate::output::render_diff(diff) {
-                report.lines.push(text);
-            }
+        if let Some(diff) = shown.get("diff")
+            && let Some(text) = crate::output::render_diff(diff)
+        {
+            report.lines.push(text);
         }
         report.lines.push(self.shared.display.result_line(&state.name, status, &shown, item));
         (status, result)
@@ -378,25 +535,55 @@ impl Step<'_> {
     }
 
     /// A failed or unreachable result: the [ERROR] block, the fatal line, ignore_errors.
-    fn finish_failure(&self, state: &mut HostState, failure: Failure, report: &mut Report, item: Option<&str>) -> (Status, Map<String, Value>) {
+    fn finish_failure(
+        &self,
+        state: &mut HostState,
+        failure: Failure,
+        report: &mut Report,
+        item: Option<&str>,
+    ) -> (Status, Map<String, Value>) {
         let (mut result, unreachable) = match failure {
             Failure::Failed(result) => (result, false),
-            Failure::Unreachable(message) => (modules::result([("changed", Value::Bool(false)), ("msg", Value::from(format!("Task failed: {message}"))), ("unreachable", Value::Bool(true))]), true),
+            Failure::Unreachable(message) => (
+                modules::result([
+                    ("changed", Value::Bool(false)),
+                    ("msg", Value::from(format!("Task failed: {message}"))),
+                    ("unreachable", Value::Bool(true)),
+                ]),
+                true,
+            ),
         };
         if !unreachable {
             result.insert("failed".into(), Value::Bool(true));
         }
         let message = result.get("msg").map(display_string).unwrap_or_default();
-        let kind = if CONTROLLER_ONLY.contains(&self.module) { "Action failed" } else { "Module failed" };
-        let headline = if unreachable { message.clone() } else { format!("Task failed: {kind}: {message}") };
+        let kind =
+            if CONTROLLER_ONLY.contains(&self.module) { "Action failed" } else { "Module failed" };
+        let headline =
+            if unreachable { message.clone() } else { format!("Task failed: {kind}: {message}") };
         report.lines.push(crate::output::error_block(&headline, &self.task.mark));
         let ignored = !unreachable && self.ignore_errors(state);
-        let status = if unreachable { Status::Unreachable } else if ignored { Status::Ignored } else { Status::Failed };
+        let status = if unreachable {
+            Status::Unreachable
+        } else if ignored {
+            Status::Ignored
+        } else {
+            Status::Failed
+        };
         let mut shown = self.censor(&result);
         shown.remove("failed");
         let line = match (item, unreachable) {
-            (Some(label), false) => format!("failed: [{}] (item={label}) => {}", state.name, crate::output::python_json(&Value::Object(shown), None, true)),
-            _ => self.shared.display.result_line(&state.name, if unreachable { Status::Unreachable } else { Status::Failed }, &shown, None),
+            (Some(label), false) => format!(
+                "failed: [{}] (item={label}) => {}",
+                state.name,
+                crate::output::python_json(&Value::Object(shown), None, true)
+            ),
+            _ => self.shared.display.result_line(
+                &state.name,
+                if unreachable { Status::Unreachable } else { Status::Failed },
+                &shown,
+                None,
+            ),
         };
         report.lines.push(line);
         if ignored && item.is_none() {
@@ -407,9 +594,19 @@ impl Step<'_> {
 
     fn ignore_errors(&self, state: &HostState) -> bool {
         let Some(value) = self.keywords.get("ignore_errors") else { return false };
-        let context = Context::new(vars::host_inventory_vars(self.shared, &state.name), self.shared.templar.clone());
+        let context = Context::new(
+            vars::host_inventory_vars(self.shared, &state.name),
+            self.shared.templar.clone(),
+        );
         match value {
-            Value::String(text) if text.contains("{{") => self.shared.templar.render_string(text, &context).ok().as_ref().and_then(modules::args_to_bool).unwrap_or(false),
+            Value::String(text) if text.contains("{{") => self
+                .shared
+                .templar
+                .render_string(text, &context)
+                .ok()
+                .as_ref()
+                .and_then(modules::args_to_bool)
+                .unwrap_or(false),
             other => modules::args_to_bool(other).unwrap_or(false),
         }
     }
@@ -428,11 +625,30 @@ fn item_label(item: &Value) -> String {
 }
 
 /// The connection variables, templated (they may refer to other variables).
-fn connection_vars(templar: &crate::template::Templar, context: &Arc<Context>) -> Result<Map<String, Value>, String> {
+fn connection_vars(
+    templar: &crate::template::Templar,
+    context: &Arc<Context>,
+) -> Result<Map<String, Value>, String> {
     let mut vars = Map::new();
-    for name in ["ansible_connection", "ansible_host", "ansible_ssh_host", "ansible_port", "ansible_ssh_port", "ansible_user", "ansible_ssh_user", "ansible_ssh_private_key_file", "ansible_private_key_file", "ansible_password", "ansible_ssh_pass", "ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_host_key_checking"] {
+    for name in [
+        "ansible_connection",
+        "ansible_host",
+        "ansible_ssh_host",
+        "ansible_port",
+        "ansible_ssh_port",
+        "ansible_user",
+        "ansible_ssh_user",
+        "ansible_ssh_private_key_file",
+        "ansible_private_key_file",
+        "ansible_password",
+        "ansible_ssh_pass",
+        "ansible_ssh_common_args",
+        "ansible_ssh_extra_args",
+        "ansible_host_key_checking",
+    ] {
         if let Some(raw) = context.raw().get(name) {
-            let value = templar.render_value(raw, context).map_err(|error| format!("{name}: {error}"))?;
+            let value =
+                templar.render_value(raw, context).map_err(|error| format!("{name}: {error}"))?;
             vars.insert(name.to_string(), value);
         }
     }
@@ -440,23 +656,46 @@ fn connection_vars(templar: &crate::template::Templar, context: &Arc<Context>) -
 }
 
 /// Become: the CLI, then play/block/task keywords, then `ansible_become*` variables.
-fn become_settings(shared: &Shared, keywords: &Map<String, Value>, context: &Arc<Context>) -> Result<Become, String> {
+fn become_settings(
+    shared: &Shared,
+    keywords: &Map<String, Value>,
+    context: &Arc<Context>,
+) -> Result<Become, String> {
     let templar = &shared.templar;
     let pick = |keyword: &str, variable: &str| -> Result<Option<Value>, String> {
         if let Some(raw) = context.raw().get(variable) {
-            return templar.render_value(raw, context).map(Some).map_err(|e| format!("{variable}: {e}"));
+            return templar
+                .render_value(raw, context)
+                .map(Some)
+                .map_err(|e| format!("{variable}: {e}"));
         }
         match keywords.get(keyword) {
-            Some(raw) => templar.render_value(raw, context).map(Some).map_err(|e| format!("{keyword}: {e}")),
+            Some(raw) => {
+                templar.render_value(raw, context).map(Some).map_err(|e| format!("{keyword}: {e}"))
+            }
             None => Ok(None),
         }
     };
-    let enabled = pick("become", "ansible_become")?.as_ref().and_then(modules::args_to_bool).unwrap_or(shared.options.become_);
-    let user = pick("become_user", "ansible_become_user")?.map(|v| display_string(&v)).or_else(|| shared.options.become_user.clone()).unwrap_or_else(|| "root".into());
-    let method = pick("become_method", "ansible_become_method")?.map(|v| display_string(&v)).or_else(|| shared.options.become_method.clone()).unwrap_or_else(|| "sudo".into());
-    let flags = pick("become_flags", "ansible_become_flags")?.map(|v| display_string(&v)).unwrap_or_default();
+    let enabled = pick("become", "ansible_become")?
+        .as_ref()
+        .and_then(modules::args_to_bool)
+        .unwrap_or(shared.options.become_);
+    let user = pick("become_user", "ansible_become_user")?
+        .map(|v| display_string(&v))
+        .or_else(|| shared.options.become_user.clone())
+        .unwrap_or_else(|| "root".into());
+    let method = pick("become_method", "ansible_become_method")?
+        .map(|v| display_string(&v))
+        .or_else(|| shared.options.become_method.clone())
+        .unwrap_or_else(|| "sudo".into());
+    let flags = pick("become_flags", "ansible_become_flags")?
+        .map(|v| display_string(&v))
+        .unwrap_or_default();
     if enabled {
-        let password = context.raw().get("ansible_become_password").or_else(|| context.raw().get("ansible_become_pass"));
+        let password = context
+            .raw()
+            .get("ansible_become_password")
+            .or_else(|| context.raw().get("ansible_become_pass"));
         if password.is_some_and(|p| !display_string(p).is_empty()) {
             return Err("not supported yet: a become password (ansible_become_password); use passwordless sudo".into());
         }

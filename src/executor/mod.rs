@@ -52,6 +52,9 @@ pub mod exit {
     pub const OPTIONS_ERROR: i32 = 5;
 }
 
+/// Variables keyed by group or host name.
+type VarsByName = HashMap<String, Map<String, Value>>;
+
 /// Read-only state every host's task execution shares.
 pub struct Shared {
     pub options: Options,
@@ -59,8 +62,8 @@ pub struct Shared {
     pub templar: Templar,
     pub display: Display,
     pub playbook_dir: PathBuf,
-    pub playbook_group_vars: HashMap<String, Map<String, Value>>,
-    pub playbook_host_vars: HashMap<String, Map<String, Value>>,
+    pub playbook_group_vars: VarsByName,
+    pub playbook_host_vars: VarsByName,
     pub groups: Value,
 }
 
@@ -92,7 +95,16 @@ pub struct HostState {
 
 impl HostState {
     fn new(name: &str) -> HostState {
-        HostState { name: name.to_string(), facts: Map::new(), registered: Map::new(), connection: None, failed: false, unreachable: false, notified: Vec::new(), ended: false }
+        HostState {
+            name: name.to_string(),
+            facts: Map::new(),
+            registered: Map::new(),
+            connection: None,
+            failed: false,
+            unreachable: false,
+            notified: Vec::new(),
+            ended: false,
+        }
     }
 
     fn active(&self) -> bool {
@@ -102,7 +114,8 @@ impl HostState {
 
 /// Loads everything first (nothing touches a host before all input is valid), then runs.
 pub async fn run(options: Options) -> Result<i32> {
-    let playbooks: Vec<Playbook> = options.playbooks.iter().map(|path| Playbook::load(path)).collect::<Result<_>>()?;
+    let playbooks: Vec<Playbook> =
+        options.playbooks.iter().map(|path| Playbook::load(path)).collect::<Result<_>>()?;
     for playbook in &playbooks {
         for play in &playbook.plays {
             check_notifications(play)?;
@@ -120,7 +133,12 @@ pub async fn run(options: Options) -> Result<i32> {
     }
     add_implicit_localhost(&mut inventory, &playbooks, &options);
 
-    let playbook_dir = options.playbooks.first().and_then(|p| p.parent()).map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }).unwrap_or_else(|| PathBuf::from("."));
+    let playbook_dir = options
+        .playbooks
+        .first()
+        .and_then(|p| p.parent())
+        .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
+        .unwrap_or_else(|| PathBuf::from("."));
     let playbook_dir = std::fs::canonicalize(&playbook_dir).unwrap_or(playbook_dir);
     let (playbook_group_vars, playbook_host_vars) = playbook_side_vars(&inventory, &playbook_dir)?;
     let shared = Shared {
@@ -154,12 +172,20 @@ pub async fn run(options: Options) -> Result<i32> {
     shared.display.recap(&runner.stats);
     let unreachable = runner.stats.values().any(|s| s.unreachable > 0);
     let failed = runner.stats.values().any(|s| s.failed > 0);
-    Ok(if unreachable { exit::HOST_UNREACHABLE } else if failed { exit::HOST_FAILED } else { exit::OK })
+    Ok(if unreachable {
+        exit::HOST_UNREACHABLE
+    } else if failed {
+        exit::HOST_FAILED
+    } else {
+        exit::OK
+    })
 }
 
 /// `localhost` exists implicitly (connection local) when a play names it and the inventory does not.
 fn add_implicit_localhost(inventory: &mut Inventory, playbooks: &[Playbook], options: &Options) {
-    let named = playbooks.iter().flat_map(|p| &p.plays).any(|play| play.hosts.split([':', ',']).any(|term| matches!(term.trim(), "localhost" | "127.0.0.1")));
+    let named = playbooks.iter().flat_map(|p| &p.plays).any(|play| {
+        play.hosts.split([':', ',']).any(|term| matches!(term.trim(), "localhost" | "127.0.0.1"))
+    });
     let limited = options.limit.as_deref().is_some_and(|limit| limit.contains("localhost"));
     if (named || limited) && !inventory.hosts.contains_key("localhost") {
         let host = inventory.add_host_to("ungrouped", "localhost");
@@ -171,7 +197,10 @@ fn add_implicit_localhost(inventory: &mut Inventory, playbooks: &[Playbook], opt
 }
 
 /// `group_vars/` and `host_vars/` next to the playbook, which outrank the inventory's.
-fn playbook_side_vars(inventory: &Inventory, directory: &std::path::Path) -> Result<(HashMap<String, Map<String, Value>>, HashMap<String, Map<String, Value>>)> {
+fn playbook_side_vars(
+    inventory: &Inventory,
+    directory: &std::path::Path,
+) -> Result<(VarsByName, VarsByName)> {
     let mut groups = HashMap::new();
     let mut hosts = HashMap::new();
     let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
@@ -179,10 +208,14 @@ fn playbook_side_vars(inventory: &Inventory, directory: &std::path::Path) -> Res
         return Ok((groups, hosts));
     }
     for group in inventory.groups.keys() {
-        groups.insert(group.clone(), inventory::read_vars_public(&directory.join("group_vars"), group)?);
+        groups.insert(
+            group.clone(),
+            inventory::read_vars_public(&directory.join("group_vars"), group)?,
+        );
     }
     for host in inventory.hosts.keys() {
-        hosts.insert(host.clone(), inventory::read_vars_public(&directory.join("host_vars"), host)?);
+        hosts
+            .insert(host.clone(), inventory::read_vars_public(&directory.join("host_vars"), host)?);
     }
     Ok((groups, hosts))
 }
@@ -209,7 +242,12 @@ fn check_notifications(play: &Play) -> Result<()> {
         if let Some(notify) = task.keywords.get("notify") {
             for name in string_list(notify) {
                 if !name.contains("{{") && !known.contains(&name) {
-                    return Err(Error::invalid(&task.mark, format!("The requested handler '{name}' was not found in either the main handlers list nor in the listening handlers list")));
+                    return Err(Error::invalid(
+                        &task.mark,
+                        format!(
+                            "The requested handler '{name}' was not found in either the main handlers list nor in the listening handlers list"
+                        ),
+                    ));
                 }
             }
         }
@@ -254,7 +292,10 @@ impl<'s> Runner<'s> {
     fn play_hosts(&self, play: &Play) -> Result<Vec<String>> {
         let inventory = &self.shared.inventory;
         let mut hosts = inventory::select(inventory, &play.hosts)?;
-        if inventory.implicit_localhost && play.hosts.split([':', ',']).any(|t| t.trim() == "localhost") && !hosts.iter().any(|h| h == "localhost") {
+        if inventory.implicit_localhost
+            && play.hosts.split([':', ',']).any(|t| t.trim() == "localhost")
+            && !hosts.iter().any(|h| h == "localhost")
+        {
             hosts.push("localhost".into());
         }
         if let Some(limit) = &self.shared.options.limit {
@@ -299,7 +340,8 @@ impl<'s> Runner<'s> {
             self.hosts.entry(host.clone()).or_insert_with(|| HostState::new(host)).ended = false;
             self.stats.entry(host.clone()).or_default();
         }
-        let hosts: Vec<String> = all_hosts.iter().filter(|h| self.hosts[*h].active()).cloned().collect();
+        let hosts: Vec<String> =
+            all_hosts.iter().filter(|h| self.hosts[*h].active()).cloned().collect();
         if hosts.is_empty() {
             display.print("skipping: no hosts matched");
             return Ok(());
@@ -324,7 +366,8 @@ impl<'s> Runner<'s> {
                 keywords: Map::new(),
                 role: None,
             };
-            self.run_list(std::slice::from_ref(&setup), &mut scope, &Inherited::default(), None).await;
+            self.run_list(std::slice::from_ref(&setup), &mut scope, &Inherited::default(), None)
+                .await;
         }
         for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
             self.run_list(section, &mut scope, &Inherited::default(), None).await;
@@ -339,14 +382,21 @@ impl<'s> Runner<'s> {
     fn load_vars_files(&self, play: &Play, scope: &mut PlayScope) -> Result<()> {
         for file in &play.vars_files {
             if file.contains("{{") {
-                return Err(Error::NotSupported { what: format!("{}: a templated vars_files name ({file})", play.mark.location()) });
+                return Err(Error::NotSupported {
+                    what: format!("{}: a templated vars_files name ({file})", play.mark.location()),
+                });
             }
             let path = self.shared.playbook_dir.join(file);
             let node = crate::yaml::load_file(&path)?;
             match node.to_value() {
                 Value::Object(vars) => scope.vars.extend(vars),
                 Value::Null => {}
-                _ => return Err(Error::invalid(&node.mark, "a vars_files file must hold a mapping")),
+                _ => {
+                    return Err(Error::invalid(
+                        &node.mark,
+                        "a vars_files file must hold a mapping",
+                    ));
+                }
             }
         }
         Ok(())
@@ -357,7 +407,8 @@ impl<'s> Runner<'s> {
     }
 
     fn refresh_scope(&self, scope: &mut PlayScope) {
-        scope.active_hosts = scope.all_hosts.iter().filter(|h| self.hosts[*h].active()).cloned().collect();
+        scope.active_hosts =
+            scope.all_hosts.iter().filter(|h| self.hosts[*h].active()).cloned().collect();
         let mut hostvars = Map::new();
         for (name, host) in &self.hosts {
             let mut vars = vars::host_inventory_vars(self.shared, name);
@@ -375,10 +426,21 @@ impl<'s> Runner<'s> {
     }
 
     /// Runs a task list on the play's active hosts (or just `only`, for rescue/always).
-    fn run_list<'a>(&'a mut self, tasks: &'a [Task], scope: &'a mut PlayScope, inherited: &'a Inherited, only: Option<&'a [String]>) -> futures::future::BoxFuture<'a, ()> {
+    fn run_list<'a>(
+        &'a mut self,
+        tasks: &'a [Task],
+        scope: &'a mut PlayScope,
+        inherited: &'a Inherited,
+        only: Option<&'a [String]>,
+    ) -> futures::future::BoxFuture<'a, ()> {
         Box::pin(async move {
             for task in tasks {
-                let hosts: Vec<String> = scope.all_hosts.iter().filter(|h| self.hosts[*h].active() && only.is_none_or(|o| o.contains(h))).cloned().collect();
+                let hosts: Vec<String> = scope
+                    .all_hosts
+                    .iter()
+                    .filter(|h| self.hosts[*h].active() && only.is_none_or(|o| o.contains(h)))
+                    .cloned()
+                    .collect();
                 if hosts.is_empty() {
                     if !self.any_active(scope) {
                         self.shared.display.banner("NO MORE HOSTS LEFT");
@@ -386,7 +448,9 @@ impl<'s> Runner<'s> {
                     return;
                 }
                 match &task.body {
-                    TaskBody::Module { module: "meta", args } => self.meta(task, args, scope, &hosts).await,
+                    TaskBody::Module { module: "meta", args } => {
+                        self.meta(task, args, scope, &hosts).await
+                    }
                     TaskBody::Module { .. } => {
                         self.shared.display.banner(&format!("TASK [{}]", task.display_name()));
                         self.run_task(task, scope, inherited, &hosts, false).await;
@@ -411,9 +475,21 @@ impl<'s> Runner<'s> {
         })
     }
 
-    async fn run_block(&mut self, block: &[Task], rescue: &[Task], always: &[Task], scope: &mut PlayScope, inherited: &Inherited, hosts: &[String]) {
+    async fn run_block(
+        &mut self,
+        block: &[Task],
+        rescue: &[Task],
+        always: &[Task],
+        scope: &mut PlayScope,
+        inherited: &Inherited,
+        hosts: &[String],
+    ) {
         self.run_list(block, scope, inherited, Some(hosts)).await;
-        let failed: Vec<String> = hosts.iter().filter(|h| self.hosts[*h].failed && !self.hosts[*h].unreachable).cloned().collect();
+        let failed: Vec<String> = hosts
+            .iter()
+            .filter(|h| self.hosts[*h].failed && !self.hosts[*h].unreachable)
+            .cloned()
+            .collect();
         if !rescue.is_empty() && !failed.is_empty() {
             for host in &failed {
                 let state = self.hosts.get_mut(host).expect("host state exists");
@@ -425,7 +501,11 @@ impl<'s> Runner<'s> {
             self.run_list(rescue, scope, inherited, Some(&failed)).await;
         }
         if !always.is_empty() {
-            let still_failed: Vec<String> = hosts.iter().filter(|h| self.hosts[*h].failed && !self.hosts[*h].unreachable).cloned().collect();
+            let still_failed: Vec<String> = hosts
+                .iter()
+                .filter(|h| self.hosts[*h].failed && !self.hosts[*h].unreachable)
+                .cloned()
+                .collect();
             for host in &still_failed {
                 self.hosts.get_mut(host).expect("host state exists").failed = false;
             }
@@ -437,15 +517,25 @@ impl<'s> Runner<'s> {
     }
 
     /// Runs one task on `hosts`, up to `forks` at a time, printing each result as it lands.
-    async fn run_task(&mut self, task: &Task, scope: &mut PlayScope, inherited: &Inherited, hosts: &[String], is_handler: bool) {
+    async fn run_task(
+        &mut self,
+        task: &Task,
+        scope: &mut PlayScope,
+        inherited: &Inherited,
+        hosts: &[String],
+        is_handler: bool,
+    ) {
         self.refresh_scope(scope);
         let shared = self.shared;
         let scope_ref: &PlayScope = scope;
         let forks = shared.options.forks.max(1);
-        let mut states: Vec<HostState> = hosts.iter().filter_map(|h| self.hosts.remove(h)).collect();
+        let mut states: Vec<HostState> =
+            hosts.iter().filter_map(|h| self.hosts.remove(h)).collect();
         let reports: Vec<(HostState, Report)> = {
             let futures = states.drain(..).map(|mut state| async move {
-                let report = host_task::run(shared, scope_ref, &mut state, task, inherited, is_handler).await;
+                let report =
+                    host_task::run(shared, scope_ref, &mut state, task, inherited, is_handler)
+                        .await;
                 shared.display.print_report(&report);
                 (state, report)
             });
@@ -470,10 +560,15 @@ impl<'s> Runner<'s> {
             if let Some(listen) = handler.keywords.get("listen") {
                 names.extend(string_list(listen));
             }
-            let hosts: Vec<String> = scope.all_hosts.iter().filter(|h| {
-                let state = &self.hosts[*h];
-                state.active() && state.notified.iter().any(|n| names.contains(n))
-            }).cloned().collect();
+            let hosts: Vec<String> = scope
+                .all_hosts
+                .iter()
+                .filter(|h| {
+                    let state = &self.hosts[*h];
+                    state.active() && state.notified.iter().any(|n| names.contains(n))
+                })
+                .cloned()
+                .collect();
             if hosts.is_empty() {
                 continue;
             }
@@ -487,8 +582,15 @@ impl<'s> Runner<'s> {
         }
     }
 
-    async fn meta(&mut self, task: &Task, args: &Map<String, Value>, scope: &mut PlayScope, hosts: &[String]) {
-        let action = args.get("_raw_params").map(crate::playbook::display_string).unwrap_or_default();
+    async fn meta(
+        &mut self,
+        task: &Task,
+        args: &Map<String, Value>,
+        scope: &mut PlayScope,
+        hosts: &[String],
+    ) {
+        let action =
+            args.get("_raw_params").map(crate::playbook::display_string).unwrap_or_default();
         match action.as_str() {
             "flush_handlers" => self.flush_handlers(scope).await,
             "noop" => {}
@@ -510,7 +612,9 @@ impl<'s> Runner<'s> {
                 self.shared.display.banner(&format!("TASK [{}]", task.display_name()));
                 for host in hosts {
                     let message = format!("not supported yet: meta: {other}");
-                    self.shared.display.print(&format!("fatal: [{host}]: FAILED! => {{\"changed\": false, \"msg\": \"{message}\"}}"));
+                    self.shared.display.print(&format!(
+                        "fatal: [{host}]: FAILED! => {{\"changed\": false, \"msg\": \"{message}\"}}"
+                    ));
                     if let Some(state) = self.hosts.get_mut(host) {
                         state.failed = true;
                     }

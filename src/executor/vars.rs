@@ -23,7 +23,13 @@ use serde_json::{Map, Value};
 use super::{HostState, PlayScope, Shared};
 use crate::playbook::Task;
 
-pub fn assemble(shared: &Shared, play: &PlayScope, host: &HostState, task: Option<&Task>, block_vars: &[Map<String, Value>]) -> Map<String, Value> {
+pub fn assemble(
+    shared: &Shared,
+    play: &PlayScope,
+    host: &HostState,
+    task: Option<&Task>,
+    block_vars: &[Map<String, Value>],
+) -> Map<String, Value> {
     let mut vars = Map::new();
     let own_role = task.and_then(|task| task.role.as_ref());
 
@@ -54,7 +60,13 @@ pub fn assemble(shared: &Shared, play: &PlayScope, host: &HostState, task: Optio
     }
     vars.extend(shared.options.extra_vars.clone());
 
-    magic(shared, play, host, own_role.map(|r| (r.name.clone(), r.path.display().to_string())), &mut vars);
+    magic(
+        shared,
+        play,
+        host,
+        own_role.map(|r| (r.name.clone(), r.path.display().to_string())),
+        &mut vars,
+    );
     vars
 }
 
@@ -91,15 +103,32 @@ fn fact_vars(facts: &Map<String, Value>) -> Map<String, Value> {
     vars
 }
 
-fn magic(shared: &Shared, play: &PlayScope, host: &HostState, role: Option<(String, String)>, vars: &mut Map<String, Value>) {
+fn magic(
+    shared: &Shared,
+    play: &PlayScope,
+    host: &HostState,
+    role: Option<(String, String)>,
+    vars: &mut Map<String, Value>,
+) {
     let name = host.name.clone();
-    vars.insert("inventory_hostname_short".into(), Value::from(name.split('.').next().unwrap_or(&name)));
+    vars.insert(
+        "inventory_hostname_short".into(),
+        Value::from(name.split('.').next().unwrap_or(&name)),
+    );
     vars.insert("inventory_hostname".into(), Value::from(name.clone()));
     vars.insert("group_names".into(), Value::from(shared.inventory.group_names(&name)));
     vars.insert("groups".into(), shared.groups.clone());
     vars.insert("hostvars".into(), play.hostvars.clone());
     vars.insert("playbook_dir".into(), Value::from(shared.playbook_dir.display().to_string()));
-    vars.insert("inventory_dir".into(), shared.inventory.directories.first().map(|d| Value::from(d.display().to_string())).unwrap_or(Value::Null));
+    vars.insert(
+        "inventory_dir".into(),
+        shared
+            .inventory
+            .directories
+            .first()
+            .map(|d| Value::from(d.display().to_string()))
+            .unwrap_or(Value::Null),
+    );
     vars.insert("ansible_play_hosts".into(), Value::from(play.active_hosts.clone()));
     vars.insert("ansible_play_batch".into(), Value::from(play.active_hosts.clone()));
     vars.insert("ansible_play_hosts_all".into(), Value::from(play.all_hosts.clone()));

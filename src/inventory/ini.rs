@@ -28,10 +28,10 @@ pub fn parse(inventory: &mut Inventory, path: &Path, text: &str) -> Result<()> {
             continue;
         }
         if line.starts_with('[') {
-            let header = line
-                .strip_prefix('[')
-                .and_then(|rest| rest.strip_suffix(']'))
-                .ok_or_else(|| fail(format!("expected a section header like [group], found `{line}`")))?;
+            let header =
+                line.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')).ok_or_else(
+                    || fail(format!("expected a section header like [group], found `{line}`")),
+                )?;
             section = section_of(header).map_err(fail)?;
             let (Section::Hosts(name) | Section::Vars(name) | Section::Children(name)) = &section;
             inventory.group_mut(name);
@@ -40,9 +40,9 @@ pub fn parse(inventory: &mut Inventory, path: &Path, text: &str) -> Result<()> {
         match &section {
             Section::Hosts(group) => host_line(inventory, group, line).map_err(fail)?,
             Section::Vars(group) => {
-                let (key, value) = line
-                    .split_once('=')
-                    .ok_or_else(|| fail(format!("expected `key=value` in [{group}:vars], found `{line}`")))?;
+                let (key, value) = line.split_once('=').ok_or_else(|| {
+                    fail(format!("expected `key=value` in [{group}:vars], found `{line}`"))
+                })?;
                 let value = Value::String(unquote(value.trim()));
                 inventory.group_mut(group).vars.insert(key.trim().to_string(), value);
             }
@@ -64,9 +64,9 @@ fn section_of(header: &str) -> Result<Section, String> {
         None => Ok(Section::Hosts(header.to_string())),
         Some((name, "vars")) => Ok(Section::Vars(name.to_string())),
         Some((name, "children")) => Ok(Section::Children(name.to_string())),
-        Some((_, other)) => Err(format!(
-            "unknown section suffix `:{other}`; expected `:vars` or `:children`"
-        )),
+        Some((_, other)) => {
+            Err(format!("unknown section suffix `:{other}`; expected `:vars` or `:children`"))
+        }
     }
 }
 
@@ -76,9 +76,9 @@ fn host_line(inventory: &mut Inventory, group: &str, line: &str) -> Result<(), S
     let (pattern, port) = split_port(pattern);
     let mut vars = serde_json::Map::new();
     for assignment in assignments {
-        let (key, value) = assignment
-            .split_once('=')
-            .ok_or_else(|| format!("expected `key=value` after the host name, found `{assignment}`"))?;
+        let (key, value) = assignment.split_once('=').ok_or_else(|| {
+            format!("expected `key=value` after the host name, found `{assignment}`")
+        })?;
         vars.insert(key.to_string(), literal(value));
     }
     if let Some(port) = port {
@@ -92,12 +92,12 @@ fn host_line(inventory: &mut Inventory, group: &str, line: &str) -> Result<(), S
 
 /// `name:2222` sets the port, but an IPv6 address keeps its colons.
 fn split_port(pattern: &str) -> (&str, Option<u16>) {
-    if pattern.matches(':').count() == 1 && !pattern.contains('[') {
-        if let Some((name, port)) = pattern.split_once(':') {
-            if let Ok(port) = port.parse() {
-                return (name, Some(port));
-            }
-        }
+    if pattern.matches(':').count() == 1
+        && !pattern.contains('[')
+        && let Some((name, port)) = pattern.split_once(':')
+        && let Ok(port) = port.parse()
+    {
+        return (name, Some(port));
     }
     (pattern, None)
 }
@@ -107,10 +107,10 @@ fn literal(text: &str) -> Value {
     if let Ok(number) = text.parse::<i64>() {
         return Value::from(number);
     }
-    if let Ok(number) = text.parse::<f64>() {
-        if text.contains('.') {
-            return Value::from(number);
-        }
+    if let Ok(number) = text.parse::<f64>()
+        && text.contains('.')
+    {
+        return Value::from(number);
     }
     match text {
         "True" => Value::Bool(true),
@@ -174,9 +174,11 @@ pub fn expand_range(pattern: &str) -> Result<Vec<String>, String> {
     let parts: Vec<&str> = range.split(':').collect();
     let (start, end, step) = match parts.as_slice() {
         [start, end] => (*start, *end, 1),
-        [start, end, step] => {
-            (*start, *end, step.parse::<usize>().map_err(|_| format!("bad range step in `{pattern}`"))?)
-        }
+        [start, end, step] => (
+            *start,
+            *end,
+            step.parse::<usize>().map_err(|_| format!("bad range step in `{pattern}`"))?,
+        ),
         _ => return Err(format!("expected `[start:end]` or `[start:end:step]` in `{pattern}`")),
     };
     if step == 0 {

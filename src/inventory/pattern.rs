@@ -57,9 +57,8 @@ fn match_term(inventory: &Inventory, term: &str) -> Result<Vec<String>> {
         return Ok(vec![term.to_string()]);
     }
     if term.contains('*') || term.contains('?') {
-        let regex = Regex::new(&glob_to_regex(term)).map_err(|error| {
-            Error::argument(format!("invalid host pattern `{term}`: {error}"))
-        })?;
+        let regex = Regex::new(&glob_to_regex(term))
+            .map_err(|error| Error::argument(format!("invalid host pattern `{term}`: {error}")))?;
         return Ok(names_matching(inventory, |name| regex.is_match(name)));
     }
     Ok(Vec::new())

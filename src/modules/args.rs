@@ -58,9 +58,19 @@ impl Args {
     pub fn integer(&self, names: &[&str], default: i64) -> Result<i64, Failure> {
         match self.value(names) {
             None => Ok(default),
-            Some(Value::Number(number)) => number.as_i64().or_else(|| number.as_f64().map(|f| f as i64)).ok_or_else(|| fail(format!("argument '{}' is not an integer", names[0]))),
-            Some(Value::String(text)) => text.trim().parse().map_err(|_| fail(format!("argument '{}' is of type str and we were unable to convert to int: '{text}'", names[0]))),
-            Some(other) => Err(fail(format!("argument '{}' expects an integer, got {other}", names[0]))),
+            Some(Value::Number(number)) => number
+                .as_i64()
+                .or_else(|| number.as_f64().map(|f| f as i64))
+                .ok_or_else(|| fail(format!("argument '{}' is not an integer", names[0]))),
+            Some(Value::String(text)) => text.trim().parse().map_err(|_| {
+                fail(format!(
+                    "argument '{}' is of type str and we were unable to convert to int: '{text}'",
+                    names[0]
+                ))
+            }),
+            Some(other) => {
+                Err(fail(format!("argument '{}' expects an integer, got {other}", names[0])))
+            }
         }
     }
 
@@ -68,14 +78,26 @@ impl Args {
     pub fn list(&self, names: &[&str]) -> Vec<String> {
         match self.value(names) {
             None => Vec::new(),
-            Some(Value::Array(items)) => items.iter().map(super::super::playbook::display_string).collect(),
-            Some(Value::String(text)) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            Some(Value::Array(items)) => {
+                items.iter().map(super::super::playbook::display_string).collect()
+            }
+            Some(Value::String(text)) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
             Some(other) => vec![other.to_string()],
         }
     }
 
     /// A `choices:` parameter.
-    pub fn choice(&self, names: &[&str], choices: &[&str], default: Option<&str>) -> Result<Option<String>, Failure> {
+    pub fn choice(
+        &self,
+        names: &[&str],
+        choices: &[&str],
+        default: Option<&str>,
+    ) -> Result<Option<String>, Failure> {
         match self.string(names) {
             None => Ok(default.map(str::to_string)),
             Some(value) if choices.contains(&value.as_str()) => Ok(Some(value)),

@@ -17,7 +17,9 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
             (quote_all(&words), Value::from(words))
         }
         ("command", None, false) => (quote_all(&argv), Value::from(argv.clone())),
-        ("command", Some(_), false) => return Err(fail("parameters are mutually exclusive: argv|cmd")),
+        ("command", Some(_), false) => {
+            return Err(fail("parameters are mutually exclusive: argv|cmd"));
+        }
         (_, Some(raw), _) => (raw.clone(), Value::from(raw)),
         _ => return Err(fail("no command given")),
     };
@@ -26,15 +28,23 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
     }
 
     // creates/removes make the command idempotent: checked before anything runs.
-    if let Some(path) = args.string(&["creates"]) {
-        if exists(call, &path).await? {
-            return Ok(not_run(shown, format!("Did not run command since '{path}' exists"), format!("skipped, since {path} exists")));
-        }
+    if let Some(path) = args.string(&["creates"])
+        && exists(call, &path).await?
+    {
+        return Ok(not_run(
+            shown,
+            format!("Did not run command since '{path}' exists"),
+            format!("skipped, since {path} exists"),
+        ));
     }
-    if let Some(path) = args.string(&["removes"]) {
-        if !exists(call, &path).await? {
-            return Ok(not_run(shown, format!("Did not run command since '{path}' does not exist"), format!("skipped, since {path} does not exist")));
-        }
+    if let Some(path) = args.string(&["removes"])
+        && !exists(call, &path).await?
+    {
+        return Ok(not_run(
+            shown,
+            format!("Did not run command since '{path}' does not exist"),
+            format!("skipped, since {path} does not exist"),
+        ));
     }
     if call.check_mode {
         let mut skipped = result([("changed", Value::Bool(false)), ("skipped", Value::Bool(true))]);
@@ -79,7 +89,10 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
     outcome.insert("start".into(), Value::from(start));
     outcome.insert("end".into(), Value::from(end));
     outcome.insert("delta".into(), Value::from(format_delta(delta)));
-    outcome.insert("msg".into(), Value::from(if output.rc == 0 { "" } else { "non-zero return code" }));
+    outcome.insert(
+        "msg".into(),
+        Value::from(if output.rc == 0 { "" } else { "non-zero return code" }),
+    );
     if output.rc != 0 {
         return Err(super::Failure::Failed(outcome));
     }
@@ -89,11 +102,20 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
 async fn exists(call: &Call<'_>, path: &str) -> Result<bool, super::Failure> {
     // Unquoted on purpose for globs, as Ansible's creates/removes accept them; each
     // character that is not a glob is still quoted.
-    let pattern: String = path
-        .chars()
-        .map(|c| if matches!(c, '*' | '?' | '[' | ']') { c.to_string() } else { quote(&c.to_string()) })
-        .collect();
-    let output = call.remote.run(&format!("for f in {pattern}; do [ -e \"$f\" ] && exit 0; done; exit 1")).await?;
+    let pattern: String =
+        path.chars()
+            .map(|c| {
+                if matches!(c, '*' | '?' | '[' | ']') {
+                    c.to_string()
+                } else {
+                    quote(&c.to_string())
+                }
+            })
+            .collect();
+    let output = call
+        .remote
+        .run(&format!("for f in {pattern}; do [ -e \"$f\" ] && exit 0; done; exit 1"))
+        .await?;
     Ok(output.rc == 0)
 }
 
@@ -120,7 +142,13 @@ fn lines(text: &str) -> Value {
 
 fn format_delta(delta: std::time::Duration) -> String {
     let seconds = delta.as_secs();
-    format!("{}:{:02}:{:02}.{:06}", seconds / 3600, (seconds / 60) % 60, seconds % 60, delta.subsec_micros())
+    format!(
+        "{}:{:02}:{:02}.{:06}",
+        seconds / 3600,
+        (seconds / 60) % 60,
+        seconds % 60,
+        delta.subsec_micros()
+    )
 }
 
 /// Local wall-clock time as Python's `datetime.now()` prints it.

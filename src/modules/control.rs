@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 use super::{Call, Failure, Outcome, fail, result};
 
 pub fn debug(call: &mut Call<'_>) -> Outcome {
-    let mut outcome = result([("changed", Value::Bool(false)), ("_ansible_verbose_always", Value::Bool(true))]);
+    let mut outcome =
+        result([("changed", Value::Bool(false)), ("_ansible_verbose_always", Value::Bool(true))]);
     if let Some(name) = call.args.string(&["var"]) {
         let value = match call.templar.render_string(&format!("{{{{ {name} }}}}"), call.vars) {
             Ok(value) => value,
@@ -27,8 +28,12 @@ pub fn set_fact(call: &mut Call<'_>) -> Outcome {
         if key == "cacheable" {
             continue;
         }
-        if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || key.starts_with(|c: char| c.is_ascii_digit()) {
-            return Err(fail(format!("The variable name '{key}' is not valid. Variables must start with a letter or underscore character, and contain only letters, numbers and underscores.")));
+        if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || key.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(fail(format!(
+                "The variable name '{key}' is not valid. Variables must start with a letter or underscore character, and contain only letters, numbers and underscores."
+            )));
         }
         facts.insert(key.clone(), set_fact_value(value));
     }
@@ -56,22 +61,41 @@ pub fn assert(call: &mut Call<'_>) -> Outcome {
         None => return Err(fail("missing required arguments: that")),
     };
     for condition in &conditions {
-        let passed = call.templar.condition(condition, call.vars).map_err(|error| fail(error.to_string()))?;
+        let passed = call
+            .templar
+            .condition(condition, call.vars)
+            .map_err(|error| fail(error.to_string()))?;
         if !passed {
-            let message = call.args.value(&["fail_msg", "msg"]).cloned().unwrap_or_else(|| Value::from("Assertion failed"));
-            let mut outcome = result([("changed", Value::Bool(false)), ("assertion", Value::from(condition.clone())), ("evaluated_to", Value::Bool(false))]);
+            let message = call
+                .args
+                .value(&["fail_msg", "msg"])
+                .cloned()
+                .unwrap_or_else(|| Value::from("Assertion failed"));
+            let mut outcome = result([
+                ("changed", Value::Bool(false)),
+                ("assertion", Value::from(condition.clone())),
+                ("evaluated_to", Value::Bool(false)),
+            ]);
             outcome.insert("msg".into(), message);
             return Err(Failure::Failed(outcome));
         }
     }
-    let message = call.args.value(&["success_msg"]).cloned().unwrap_or_else(|| Value::from("All assertions passed"));
+    let message = call
+        .args
+        .value(&["success_msg"])
+        .cloned()
+        .unwrap_or_else(|| Value::from("All assertions passed"));
     let mut outcome = result([("changed", Value::Bool(false))]);
     outcome.insert("msg".into(), message);
     Ok(outcome)
 }
 
 pub fn fail_module(call: &mut Call<'_>) -> Outcome {
-    let message = call.args.value(&["msg"]).cloned().unwrap_or_else(|| Value::from("Failed as requested from task"));
+    let message = call
+        .args
+        .value(&["msg"])
+        .cloned()
+        .unwrap_or_else(|| Value::from("Failed as requested from task"));
     let mut outcome = result([("changed", Value::Bool(false))]);
     outcome.insert("msg".into(), message);
     Err(Failure::Failed(outcome))

@@ -15,20 +15,26 @@ pub async fn run_copy(call: &mut Call<'_>) -> Outcome {
         let src = call.args.required(&["src"])?;
         return copy_remote(call, &src, &dest).await;
     }
-    let (content, src) = match (call.args.value(&["content"]).cloned(), call.args.string(&["src"])) {
+    let (content, src) = match (call.args.value(&["content"]).cloned(), call.args.string(&["src"]))
+    {
         (Some(content), None) => (content_bytes(&content), None),
         (None, Some(src)) => {
             let path = find_local(call.search_paths, "files", &src)?;
             if path.is_dir() {
-                return Err(fail(format!("not supported yet: copying the directory {} (copy single files)", path.display())));
+                return Err(fail(format!(
+                    "not supported yet: copying the directory {} (copy single files)",
+                    path.display()
+                )));
             }
-            let bytes = std::fs::read(&path).map_err(|error| fail(format!("could not read {}: {error}", path.display())))?;
+            let bytes = std::fs::read(&path)
+                .map_err(|error| fail(format!("could not read {}: {error}", path.display())))?;
             (bytes, Some(path))
         }
         (Some(_), Some(_)) => return Err(fail("parameters are mutually exclusive: content|src")),
         (None, None) => return Err(fail("src (or content) is required")),
     };
-    let name = src.as_ref().and_then(|path| path.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let name =
+        src.as_ref().and_then(|path| path.file_name()).map(|n| n.to_string_lossy().into_owned());
     put(call, &dest, &content, name.as_deref()).await
 }
 
@@ -36,7 +42,8 @@ pub async fn run_template(call: &mut Call<'_>) -> Outcome {
     let dest = call.args.required(&["dest"])?;
     let src = call.args.required(&["src"])?;
     let path = find_local(call.search_paths, "templates", &src)?;
-    let text = std::fs::read_to_string(&path).map_err(|error| fail(format!("could not read {}: {error}", path.display())))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|error| fail(format!("could not read {}: {error}", path.display())))?;
     let mut rendered = call
         .templar
         .render_file(&text, call.vars)
@@ -46,7 +53,11 @@ pub async fn run_template(call: &mut Call<'_>) -> Outcome {
             "\\n" | "\n" => "\n",
             "\\r\\n" | "\r\n" => "\r\n",
             "\\r" | "\r" => "\r",
-            other => return Err(fail(format!("value of newline_sequence must be one of: \\n, \\r, \\r\\n, got: {other}"))),
+            other => {
+                return Err(fail(format!(
+                    "value of newline_sequence must be one of: \\n, \\r, \\r\\n, got: {other}"
+                )));
+            }
         };
         rendered = rendered.replace("\r\n", "\n").replace('\n', newline);
     }
@@ -64,32 +75,45 @@ fn content_bytes(content: &Value) -> Vec<u8> {
 pub fn find_local(search_paths: &[PathBuf], kind: &str, src: &str) -> Result<PathBuf, Failure> {
     let wanted = Path::new(src);
     if wanted.is_absolute() {
-        return if wanted.exists() { Ok(wanted.to_path_buf()) } else { Err(fail(format!("Could not find or access '{src}' on the Ansible Controller."))) };
+        return if wanted.exists() {
+            Ok(wanted.to_path_buf())
+        } else {
+            Err(fail(format!("Could not find or access '{src}' on the Ansible Controller.")))
+        };
     }
-    let candidates: Vec<PathBuf> = search_paths.iter().flat_map(|base| [base.join(kind).join(src), base.join(src)]).collect();
+    let candidates: Vec<PathBuf> =
+        search_paths.iter().flat_map(|base| [base.join(kind).join(src), base.join(src)]).collect();
     candidates.iter().find(|path| path.exists()).cloned().ok_or_else(|| {
-        let searched = candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        let searched =
+            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
         fail(format!("Could not find or access '{src}'\nSearched in:\n\t{searched}"))
     })
 }
 
 /// The shared tail of copy and template: compare, write if different, fix attributes.
-async fn put(call: &mut Call<'_>, dest: &str, content: &[u8], source_name: Option<&str>) -> Outcome {
+async fn put(
+    call: &mut Call<'_>,
+    dest: &str,
+    content: &[u8],
+    source_name: Option<&str>,
+) -> Outcome {
     let mode = Mode::parse(call.args.value(&["mode"]))?;
     let owner = call.args.string(&["owner"]);
     let group = call.args.string(&["group"]);
     let force = call.args.flag(&["force"], true)?;
     let validate = call.args.string(&["validate"]);
-    if let Some(check) = &validate {
-        if !check.contains("%s") {
-            return Err(fail(format!("validate must contain %s: {check}")));
-        }
+    if let Some(check) = &validate
+        && !check.contains("%s")
+    {
+        return Err(fail(format!("validate must contain %s: {check}")));
     }
 
     // Query: where exactly the content goes and what is there now.
     let mut dest = dest.to_string();
     let existing = files::lstat(call.remote, &dest).await?;
-    if dest.ends_with('/') || existing.as_ref().is_some_and(|state| state.kind == FileKind::Directory) {
+    if dest.ends_with('/')
+        || existing.as_ref().is_some_and(|state| state.kind == FileKind::Directory)
+    {
         let Some(name) = source_name else {
             return Err(fail(format!("can not use content with a dir as dest: {dest}")));
         };
@@ -112,14 +136,34 @@ async fn put(call: &mut Call<'_>, dest: &str, content: &[u8], source_name: Optio
                 let backup = backup(call, &dest).await?;
                 outcome.insert("backup_file".into(), Value::from(backup));
             }
-            let parent = Path::new(&dest).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+            let parent = Path::new(&dest)
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if !parent.is_empty() && files::lstat(call.remote, &parent).await?.is_none() {
                 return Err(fail(format!("Destination directory {parent} does not exist")));
             }
-            files::write_atomic(call.remote, &dest, content, mode.as_ref(), owner.as_deref(), group.as_deref(), validate.as_deref()).await?;
+            files::write_atomic(
+                call.remote,
+                &dest,
+                content,
+                mode.as_ref(),
+                owner.as_deref(),
+                group.as_deref(),
+                validate.as_deref(),
+            )
+            .await?;
         }
     } else if exists {
-        changed = files::apply_attributes(call.remote, &dest, mode.as_ref(), owner.as_deref(), group.as_deref(), call.check_mode).await?;
+        changed = files::apply_attributes(
+            call.remote,
+            &dest,
+            mode.as_ref(),
+            owner.as_deref(),
+            group.as_deref(),
+            call.check_mode,
+        )
+        .await?;
     }
 
     outcome.insert("changed".into(), Value::Bool(changed));
@@ -133,7 +177,12 @@ async fn put(call: &mut Call<'_>, dest: &str, content: &[u8], source_name: Optio
     Ok(outcome)
 }
 
-async fn diff_of(call: &Call<'_>, dest: &str, content: &[u8], exists: bool) -> Result<Value, Failure> {
+async fn diff_of(
+    call: &Call<'_>,
+    dest: &str,
+    content: &[u8],
+    exists: bool,
+) -> Result<Value, Failure> {
     let before = if exists {
         call.remote.run(&format!("cat -- {}", quote(dest))).await?.stdout_text()
     } else {
@@ -163,10 +212,14 @@ async fn copy_remote(call: &mut Call<'_>, src: &str, dest: &str) -> Outcome {
         return Err(fail(format!("Source {src} not found")));
     };
     if source.kind == FileKind::Directory {
-        return Err(fail(format!("not supported yet: copying the directory {src} with remote_src")));
+        return Err(fail(format!(
+            "not supported yet: copying the directory {src} with remote_src"
+        )));
     }
     let mut dest = dest.to_string();
-    if dest.ends_with('/') || files::lstat(call.remote, &dest).await?.is_some_and(|s| s.kind == FileKind::Directory) {
+    if dest.ends_with('/')
+        || files::lstat(call.remote, &dest).await?.is_some_and(|s| s.kind == FileKind::Directory)
+    {
         let name = src.rsplit('/').next().unwrap_or(src);
         dest = format!("{}/{name}", dest.trim_end_matches('/'));
     }
@@ -174,15 +227,34 @@ async fn copy_remote(call: &mut Call<'_>, src: &str, dest: &str) -> Outcome {
     let differs = files::sha1(call.remote, &dest).await?.as_deref() != Some(checksum.as_str());
     let changed = if differs {
         if !call.check_mode {
-            let script = files::atomic_write_command(&dest, mode.as_ref(), owner.as_deref(), group.as_deref(), None)
-                .replace("cat > \"$tmp\"", &format!("cat -- {} > \"$tmp\"", quote(src)));
+            let script = files::atomic_write_command(
+                &dest,
+                mode.as_ref(),
+                owner.as_deref(),
+                group.as_deref(),
+                None,
+            )
+            .replace("cat > \"$tmp\"", &format!("cat -- {} > \"$tmp\"", quote(src)));
             call.remote.check(&script, &format!("copying {src} to {dest}")).await?;
         }
         true
     } else {
-        files::apply_attributes(call.remote, &dest, mode.as_ref(), owner.as_deref(), group.as_deref(), call.check_mode).await?
+        files::apply_attributes(
+            call.remote,
+            &dest,
+            mode.as_ref(),
+            owner.as_deref(),
+            group.as_deref(),
+            call.check_mode,
+        )
+        .await?
     };
-    let mut outcome = result([("changed", Value::Bool(changed)), ("dest", Value::from(dest.clone())), ("src", Value::from(src.to_string())), ("checksum", Value::from(checksum))]);
+    let mut outcome = result([
+        ("changed", Value::Bool(changed)),
+        ("dest", Value::from(dest.clone())),
+        ("src", Value::from(src.to_string())),
+        ("checksum", Value::from(checksum)),
+    ]);
     if let Some(state) = files::lstat(call.remote, &dest).await? {
         files::describe(&mut outcome, &state);
     }

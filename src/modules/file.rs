@@ -34,14 +34,18 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
             Some(_) => return Err(fail(format!("{path} already exists as a file"))),
             None => {
                 if !call.check_mode {
-                    call.remote.check(&format!("mkdir -p -- {}", quote(&path)), &format!("mkdir {path}")).await?;
+                    call.remote
+                        .check(&format!("mkdir -p -- {}", quote(&path)), &format!("mkdir {path}"))
+                        .await?;
                 }
                 true
             }
         },
         "touch" => {
             if !call.check_mode {
-                call.remote.check(&format!("touch -- {}", quote(&path)), &format!("touch {path}")).await?;
+                call.remote
+                    .check(&format!("touch -- {}", quote(&path)), &format!("touch {path}"))
+                    .await?;
             }
             true
         }
@@ -53,44 +57,82 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         changed |= recurse(call, &path, mode.as_ref(), owner.as_deref(), group.as_deref()).await?;
     }
     if !(call.check_mode && changed) {
-        changed |= files::apply_attributes(call.remote, &path, mode.as_ref(), owner.as_deref(), group.as_deref(), call.check_mode).await?;
+        changed |= files::apply_attributes(
+            call.remote,
+            &path,
+            mode.as_ref(),
+            owner.as_deref(),
+            group.as_deref(),
+            call.check_mode,
+        )
+        .await?;
     }
-    let mut outcome = result([("changed", Value::Bool(changed)), ("path", Value::from(path.clone()))]);
+    let mut outcome =
+        result([("changed", Value::Bool(changed)), ("path", Value::from(path.clone()))]);
     if let Some(after) = files::lstat(call.remote, &path).await? {
         files::describe(&mut outcome, &after);
         if state == "link" {
-            outcome.insert("src".into(), Value::from(after.link_target.clone().unwrap_or_default()));
+            outcome
+                .insert("src".into(), Value::from(after.link_target.clone().unwrap_or_default()));
         }
     } else {
-        outcome.insert("state".into(), Value::from(if call.check_mode { state } else { "absent".into() }));
+        outcome.insert(
+            "state".into(),
+            Value::from(if call.check_mode { state } else { "absent".into() }),
+        );
     }
     Ok(outcome)
 }
 
 async fn absent(call: &Call<'_>, path: &str, existing: Option<FileState>) -> Outcome {
     let Some(_) = existing else {
-        return Ok(result([("changed", Value::Bool(false)), ("path", Value::from(path)), ("state", Value::from("absent"))]));
+        return Ok(result([
+            ("changed", Value::Bool(false)),
+            ("path", Value::from(path)),
+            ("state", Value::from("absent")),
+        ]));
     };
     if !call.check_mode {
-        call.remote.check(&format!("rm -rf -- {}", quote(path)), &format!("removing {path}")).await?;
+        call.remote
+            .check(&format!("rm -rf -- {}", quote(path)), &format!("removing {path}"))
+            .await?;
     }
-    let mut outcome = result([("changed", Value::Bool(true)), ("path", Value::from(path)), ("state", Value::from("absent"))]);
+    let mut outcome = result([
+        ("changed", Value::Bool(true)),
+        ("path", Value::from(path)),
+        ("state", Value::from("absent")),
+    ]);
     outcome.insert("diff".into(), serde_json::json!({"before": {"path": path, "state": "file"}, "after": {"path": path, "state": "absent"}}));
     Ok(outcome)
 }
 
-async fn link(call: &Call<'_>, path: &str, state: &str, existing: Option<&FileState>) -> Result<bool, super::Failure> {
+async fn link(
+    call: &Call<'_>,
+    path: &str,
+    state: &str,
+    existing: Option<&FileState>,
+) -> Result<bool, super::Failure> {
     let src = call.args.required(&["src"])?;
     let force = call.args.flag(&["force"], false)?;
     if state == "link" {
-        if existing.is_some_and(|current| current.kind == FileKind::Link && current.link_target.as_deref() == Some(src.as_str())) {
+        if existing.is_some_and(|current| {
+            current.kind == FileKind::Link && current.link_target.as_deref() == Some(src.as_str())
+        }) {
             return Ok(false);
         }
         if existing.is_some_and(|current| current.kind != FileKind::Link) && !force {
-            return Err(fail(format!("refusing to convert from {} to symlink for {path}", kind_name(existing))));
+            return Err(fail(format!(
+                "refusing to convert from {} to symlink for {path}",
+                kind_name(existing)
+            )));
         }
         if !call.check_mode {
-            call.remote.check(&format!("ln -sfn -- {} {}", quote(&src), quote(path)), &format!("linking {path}")).await?;
+            call.remote
+                .check(
+                    &format!("ln -sfn -- {} {}", quote(&src), quote(path)),
+                    &format!("linking {path}"),
+                )
+                .await?;
         }
         return Ok(true);
     }
@@ -99,7 +141,12 @@ async fn link(call: &Call<'_>, path: &str, state: &str, existing: Option<&FileSt
         return Ok(false);
     }
     if !call.check_mode {
-        call.remote.check(&format!("ln -f -- {} {}", quote(&src), quote(path)), &format!("hard linking {path}")).await?;
+        call.remote
+            .check(
+                &format!("ln -f -- {} {}", quote(&src), quote(path)),
+                &format!("hard linking {path}"),
+            )
+            .await?;
     }
     Ok(true)
 }
@@ -113,7 +160,13 @@ fn kind_name(state: Option<&FileState>) -> &'static str {
 }
 
 /// `recurse: true` applies owner/group/mode below the directory; changed only if any differed.
-async fn recurse(call: &Call<'_>, path: &str, mode: Option<&Mode>, owner: Option<&str>, group: Option<&str>) -> Result<bool, super::Failure> {
+async fn recurse(
+    call: &Call<'_>,
+    path: &str,
+    mode: Option<&Mode>,
+    owner: Option<&str>,
+    group: Option<&str>,
+) -> Result<bool, super::Failure> {
     let mut tests = Vec::new();
     if let Some(owner) = owner {
         tests.push(format!("! -user {}", quote(owner)));
@@ -127,7 +180,11 @@ async fn recurse(call: &Call<'_>, path: &str, mode: Option<&Mode>, owner: Option
     if tests.is_empty() {
         return Ok(false);
     }
-    let find = format!("find {} -mindepth 1 \\( {} \\) -print | head -n 1", quote(path), tests.join(" -o "));
+    let find = format!(
+        "find {} -mindepth 1 \\( {} \\) -print | head -n 1",
+        quote(path),
+        tests.join(" -o ")
+    );
     let differing = call.remote.check(&find, "find").await?.stdout_text();
     if differing.trim().is_empty() {
         return Ok(false);
@@ -135,7 +192,9 @@ async fn recurse(call: &Call<'_>, path: &str, mode: Option<&Mode>, owner: Option
     if !call.check_mode {
         let mut commands = Vec::new();
         match (owner, group) {
-            (Some(o), Some(g)) => commands.push(format!("chown -R {} {}", quote(&format!("{o}:{g}")), quote(path))),
+            (Some(o), Some(g)) => {
+                commands.push(format!("chown -R {} {}", quote(&format!("{o}:{g}")), quote(path)))
+            }
             (Some(o), None) => commands.push(format!("chown -R {} {}", quote(o), quote(path))),
             (None, Some(g)) => commands.push(format!("chgrp -R {} {}", quote(g), quote(path))),
             (None, None) => {}

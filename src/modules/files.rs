@@ -45,8 +45,12 @@ impl Mode {
                 .filter(|bits| *bits <= 0o7777)
                 .map(|bits| Some(Mode::Octal(bits as u32)))
                 .ok_or_else(|| fail(format!("bad symbolic permission for mode: {number}"))),
-            Some(Value::String(text)) if text == "preserve" => Err(fail("not supported yet: mode=preserve")),
-            Some(Value::String(text)) if !text.is_empty() && text.chars().all(|c| c.is_digit(8)) => {
+            Some(Value::String(text)) if text == "preserve" => {
+                Err(fail("not supported yet: mode=preserve"))
+            }
+            Some(Value::String(text))
+                if !text.is_empty() && text.chars().all(|c| c.is_digit(8)) =>
+            {
                 u32::from_str_radix(text, 8)
                     .ok()
                     .filter(|bits| *bits <= 0o7777)
@@ -59,9 +63,15 @@ impl Mode {
                     clause.starts_with(['+', '-', '='])
                         && clause[1..].chars().all(|c| "rwxXstugo".contains(c) || "+-=".contains(c))
                 });
-                if valid { Ok(Some(Mode::Symbolic(text.clone()))) } else { Err(fail(format!("bad symbolic permission for mode: {text}"))) }
+                if valid {
+                    Ok(Some(Mode::Symbolic(text.clone())))
+                } else {
+                    Err(fail(format!("bad symbolic permission for mode: {text}")))
+                }
             }
-            Some(other) => Err(fail(format!("mode must be an octal number or a symbolic string, got {other}"))),
+            Some(other) => {
+                Err(fail(format!("mode must be an octal number or a symbolic string, got {other}")))
+            }
         }
     }
 
@@ -132,7 +142,13 @@ fn first_word(text: &str) -> Option<String> {
 
 /// The commands that bring an existing path's owner, group and mode to what was asked,
 /// or nothing when it already matches.
-pub fn attribute_commands(path: &str, state: &FileState, mode: Option<&Mode>, owner: Option<&str>, group: Option<&str>) -> Vec<String> {
+pub fn attribute_commands(
+    path: &str,
+    state: &FileState,
+    mode: Option<&Mode>,
+    owner: Option<&str>,
+    group: Option<&str>,
+) -> Vec<String> {
     let mut commands = Vec::new();
     let owner_differs = owner.is_some_and(|o| o != state.owner && o != state.uid.to_string());
     let group_differs = group.is_some_and(|g| g != state.group && g != state.gid.to_string());
@@ -147,7 +163,9 @@ pub fn attribute_commands(path: &str, state: &FileState, mode: Option<&Mode>, ow
         commands.push(format!("chown {flag}{} -- {}", quote(&spec), quote(path)));
     }
     match mode {
-        Some(Mode::Octal(bits)) if format!("{bits:04o}") != state.mode && state.kind != FileKind::Link => {
+        Some(Mode::Octal(bits))
+            if format!("{bits:04o}") != state.mode && state.kind != FileKind::Link =>
+        {
             commands.push(format!("chmod {bits:04o} -- {}", quote(path)));
         }
         Some(Mode::Symbolic(text)) if state.kind != FileKind::Link => {
@@ -160,7 +178,14 @@ pub fn attribute_commands(path: &str, state: &FileState, mode: Option<&Mode>, ow
 }
 
 /// Applies owner/group/mode; reports whether anything changed.
-pub async fn apply_attributes(remote: &Remote, path: &str, mode: Option<&Mode>, owner: Option<&str>, group: Option<&str>, check_mode: bool) -> Result<bool, Failure> {
+pub async fn apply_attributes(
+    remote: &Remote,
+    path: &str,
+    mode: Option<&Mode>,
+    owner: Option<&str>,
+    group: Option<&str>,
+    check_mode: bool,
+) -> Result<bool, Failure> {
     let Some(before) = lstat(remote, path).await? else { return Ok(false) };
     let commands = attribute_commands(path, &before, mode, owner, group);
     if commands.is_empty() {
@@ -171,12 +196,20 @@ pub async fn apply_attributes(remote: &Remote, path: &str, mode: Option<&Mode>, 
     }
     remote.check(&commands.join(" && "), &format!("setting attributes of {path}")).await?;
     let after = lstat(remote, path).await?;
-    Ok(after.is_none_or(|after| after.mode != before.mode || after.uid != before.uid || after.gid != before.gid))
+    Ok(after.is_none_or(|after| {
+        after.mode != before.mode || after.uid != before.uid || after.gid != before.gid
+    }))
 }
 
 /// A script that writes stdin to `dest` through a temporary file in the same directory and
 /// renames it into place, so a reader never sees a torn file.
-pub fn atomic_write_command(dest: &str, mode: Option<&Mode>, owner: Option<&str>, group: Option<&str>, validate: Option<&str>) -> String {
+pub fn atomic_write_command(
+    dest: &str,
+    mode: Option<&Mode>,
+    owner: Option<&str>,
+    group: Option<&str>,
+    validate: Option<&str>,
+) -> String {
     let dest_q = quote(dest);
     let directory = match dest.rfind('/') {
         Some(0) => "/".to_string(),
@@ -195,7 +228,9 @@ pub fn atomic_write_command(dest: &str, mode: Option<&Mode>, owner: Option<&str>
         script.push_str(&format!("chmod {} \"$tmp\"; ", quote(&mode.chmod_argument())));
     }
     match (owner, group) {
-        (Some(owner), Some(group)) => script.push_str(&format!("chown {} \"$tmp\"; ", quote(&format!("{owner}:{group}")))),
+        (Some(owner), Some(group)) => {
+            script.push_str(&format!("chown {} \"$tmp\"; ", quote(&format!("{owner}:{group}"))))
+        }
         (Some(owner), None) => script.push_str(&format!("chown {} \"$tmp\"; ", quote(owner))),
         (None, Some(group)) => script.push_str(&format!("chgrp {} \"$tmp\"; ", quote(group))),
         (None, None) => {}
@@ -209,14 +244,26 @@ pub fn atomic_write_command(dest: &str, mode: Option<&Mode>, owner: Option<&str>
     script
 }
 
-pub async fn write_atomic(remote: &Remote, dest: &str, content: &[u8], mode: Option<&Mode>, owner: Option<&str>, group: Option<&str>, validate: Option<&str>) -> Result<(), Failure> {
+pub async fn write_atomic(
+    remote: &Remote,
+    dest: &str,
+    content: &[u8],
+    mode: Option<&Mode>,
+    owner: Option<&str>,
+    group: Option<&str>,
+    validate: Option<&str>,
+) -> Result<(), Failure> {
     let command = atomic_write_command(dest, mode, owner, group, validate);
     let output = remote.run_with_input(&command, Some(content)).await?;
     if output.rc == 97 {
-        let mut outcome = super::result([("changed", Value::Bool(false)), ("exit_status", Value::from(1))]);
+        let mut outcome =
+            super::result([("changed", Value::Bool(false)), ("exit_status", Value::from(1))]);
         outcome.insert("stderr".into(), Value::from(output.stderr_text()));
         outcome.insert("stdout".into(), Value::from(output.stdout_text()));
-        outcome.insert("msg".into(), Value::from(format!("failed to validate: rc:1 error:{}", output.stderr_text().trim())));
+        outcome.insert(
+            "msg".into(),
+            Value::from(format!("failed to validate: rc:1 error:{}", output.stderr_text().trim())),
+        );
         return Err(Failure::Failed(outcome));
     }
     if output.rc != 0 {
@@ -251,7 +298,10 @@ mod tests {
     fn modes_read_like_ansible() {
         assert_eq!(Mode::parse(Some(&json!(420))).ok().flatten(), Some(Mode::Octal(0o644)));
         assert_eq!(Mode::parse(Some(&json!("0755"))).ok().flatten(), Some(Mode::Octal(0o755)));
-        assert_eq!(Mode::parse(Some(&json!("u+rwx,g-w"))).ok().flatten(), Some(Mode::Symbolic("u+rwx,g-w".into())));
+        assert_eq!(
+            Mode::parse(Some(&json!("u+rwx,g-w"))).ok().flatten(),
+            Some(Mode::Symbolic("u+rwx,g-w".into()))
+        );
         assert!(Mode::parse(Some(&json!("rwx"))).is_err());
     }
 
@@ -267,8 +317,17 @@ mod tests {
     #[test]
     fn attributes_only_change_what_differs() {
         let state = parse_stat("regular file|644|root|root|0|0|12|1\n").unwrap();
-        assert!(attribute_commands("/f", &state, Some(&Mode::Octal(0o644)), Some("root"), Some("0")).is_empty());
-        assert_eq!(attribute_commands("/f", &state, Some(&Mode::Octal(0o600)), None, None), ["chmod 0600 -- /f"]);
-        assert_eq!(attribute_commands("/a b", &state, None, Some("pi"), None), ["chown pi -- '/a b'"]);
+        assert!(
+            attribute_commands("/f", &state, Some(&Mode::Octal(0o644)), Some("root"), Some("0"))
+                .is_empty()
+        );
+        assert_eq!(
+            attribute_commands("/f", &state, Some(&Mode::Octal(0o600)), None, None),
+            ["chmod 0600 -- /f"]
+        );
+        assert_eq!(
+            attribute_commands("/a b", &state, None, Some("pi"), None),
+            ["chown pi -- '/a b'"]
+        );
     }
 }

@@ -66,7 +66,11 @@ impl Remote {
         self.run_with_input(command, None).await
     }
 
-    pub async fn run_with_input(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, Failure> {
+    pub async fn run_with_input(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, Failure> {
         let mut line = String::new();
         for (name, value) in &self.environment {
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -88,7 +92,8 @@ impl Remote {
             result.insert("rc".into(), Value::from(output.rc));
             result.insert("stderr".into(), Value::String(output.stderr_text()));
             let detail = output.stderr_text().trim().to_string();
-            let detail = if detail.is_empty() { output.stdout_text().trim().to_string() } else { detail };
+            let detail =
+                if detail.is_empty() { output.stdout_text().trim().to_string() } else { detail };
             result.insert("msg".into(), Value::String(format!("{what} failed: {detail}")));
             return Err(Failure::Failed(result));
         }
@@ -117,24 +122,272 @@ pub struct Spec {
 }
 
 const SPECS: &[Spec] = &[
-    Spec { name: "command", aliases: &[], params: &["_raw_params", "cmd", "argv", "chdir", "creates", "removes", "stdin", "stdin_add_newline", "strip_empty_ends", "expand_argument_vars"] },
-    Spec { name: "shell", aliases: &[], params: &["_raw_params", "cmd", "chdir", "creates", "removes", "stdin", "stdin_add_newline", "strip_empty_ends", "executable"] },
+    Spec {
+        name: "command",
+        aliases: &[],
+        params: &[
+            "_raw_params",
+            "cmd",
+            "argv",
+            "chdir",
+            "creates",
+            "removes",
+            "stdin",
+            "stdin_add_newline",
+            "strip_empty_ends",
+            "expand_argument_vars",
+        ],
+    },
+    Spec {
+        name: "shell",
+        aliases: &[],
+        params: &[
+            "_raw_params",
+            "cmd",
+            "chdir",
+            "creates",
+            "removes",
+            "stdin",
+            "stdin_add_newline",
+            "strip_empty_ends",
+            "executable",
+        ],
+    },
     Spec { name: "raw", aliases: &[], params: &["_raw_params", "executable"] },
-    Spec { name: "copy", aliases: &[], params: &["src", "content", "dest", "mode", "owner", "group", "force", "backup", "remote_src", "directory_mode", "validate", "decrypt", "follow", "local_follow", "checksum", "unsafe_writes", "attributes", "seuser", "serole", "setype", "selevel"] },
-    Spec { name: "template", aliases: &[], params: &["src", "dest", "mode", "owner", "group", "force", "backup", "validate", "newline_sequence", "trim_blocks", "lstrip_blocks", "variable_start_string", "variable_end_string", "block_start_string", "block_end_string", "output_encoding", "follow", "unsafe_writes", "attributes"] },
-    Spec { name: "file", aliases: &[], params: &["path", "dest", "name", "state", "mode", "owner", "group", "src", "recurse", "force", "follow", "modification_time", "access_time", "attributes", "unsafe_writes"] },
-    Spec { name: "get_url", aliases: &[], params: &["url", "dest", "checksum", "mode", "owner", "group", "force", "timeout", "headers", "url_username", "url_password", "validate_certs", "backup", "tmp_dest", "http_agent", "use_proxy", "force_basic_auth"] },
-    Spec { name: "unarchive", aliases: &[], params: &["src", "dest", "remote_src", "creates", "mode", "owner", "group", "extra_opts", "include", "exclude", "list_files", "keep_newer", "copy", "validate_certs"] },
-    Spec { name: "user", aliases: &[], params: &["name", "state", "system", "shell", "home", "create_home", "createhome", "groups", "group", "append", "uid", "comment", "password", "remove", "force", "move_home", "update_password", "expires", "password_lock"] },
-    Spec { name: "group", aliases: &[], params: &["name", "state", "system", "gid", "local", "non_unique", "force"] },
-    Spec { name: "systemd_service", aliases: &["systemd", "service"], params: &["name", "state", "enabled", "daemon_reload", "daemon_reexec", "masked", "scope", "no_block", "force", "arguments", "args", "pattern", "sleep", "runlevel", "use"] },
-    Spec { name: "wait_for", aliases: &[], params: &["host", "port", "path", "state", "timeout", "delay", "sleep", "search_regex", "connect_timeout", "msg", "active_connection_states", "exclude_hosts"] },
-    Spec { name: "uri", aliases: &[], params: &["url", "method", "body", "body_format", "status_code", "return_content", "headers", "url_username", "url_password", "user", "password", "force_basic_auth", "timeout", "dest", "validate_certs", "follow_redirects", "creates", "removes"] },
-    Spec { name: "stat", aliases: &[], params: &["path", "get_checksum", "checksum_algorithm", "follow", "get_mime", "get_attributes", "get_md5"] },
-    Spec { name: "setup", aliases: &["gather_facts"], params: &["gather_subset", "filter", "gather_timeout", "fact_path"] },
+    Spec {
+        name: "copy",
+        aliases: &[],
+        params: &[
+            "src",
+            "content",
+            "dest",
+            "mode",
+            "owner",
+            "group",
+            "force",
+            "backup",
+            "remote_src",
+            "directory_mode",
+            "validate",
+            "decrypt",
+            "follow",
+            "local_follow",
+            "checksum",
+            "unsafe_writes",
+            "attributes",
+            "seuser",
+            "serole",
+            "setype",
+            "selevel",
+        ],
+    },
+    Spec {
+        name: "template",
+        aliases: &[],
+        params: &[
+            "src",
+            "dest",
+            "mode",
+            "owner",
+            "group",
+            "force",
+            "backup",
+            "validate",
+            "newline_sequence",
+            "trim_blocks",
+            "lstrip_blocks",
+            "variable_start_string",
+            "variable_end_string",
+            "block_start_string",
+            "block_end_string",
+            "output_encoding",
+            "follow",
+            "unsafe_writes",
+            "attributes",
+        ],
+    },
+    Spec {
+        name: "file",
+        aliases: &[],
+        params: &[
+            "path",
+            "dest",
+            "name",
+            "state",
+            "mode",
+            "owner",
+            "group",
+            "src",
+            "recurse",
+            "force",
+            "follow",
+            "modification_time",
+            "access_time",
+            "attributes",
+            "unsafe_writes",
+        ],
+    },
+    Spec {
+        name: "get_url",
+        aliases: &[],
+        params: &[
+            "url",
+            "dest",
+            "checksum",
+            "mode",
+            "owner",
+            "group",
+            "force",
+            "timeout",
+            "headers",
+            "url_username",
+            "url_password",
+            "validate_certs",
+            "backup",
+            "tmp_dest",
+            "http_agent",
+            "use_proxy",
+            "force_basic_auth",
+        ],
+    },
+    Spec {
+        name: "unarchive",
+        aliases: &[],
+        params: &[
+            "src",
+            "dest",
+            "remote_src",
+            "creates",
+            "mode",
+            "owner",
+            "group",
+            "extra_opts",
+            "include",
+            "exclude",
+            "list_files",
+            "keep_newer",
+            "copy",
+            "validate_certs",
+        ],
+    },
+    Spec {
+        name: "user",
+        aliases: &[],
+        params: &[
+            "name",
+            "state",
+            "system",
+            "shell",
+            "home",
+            "create_home",
+            "createhome",
+            "groups",
+            "group",
+            "append",
+            "uid",
+            "comment",
+            "password",
+            "remove",
+            "force",
+            "move_home",
+            "update_password",
+            "expires",
+            "password_lock",
+        ],
+    },
+    Spec {
+        name: "group",
+        aliases: &[],
+        params: &["name", "state", "system", "gid", "local", "non_unique", "force"],
+    },
+    Spec {
+        name: "systemd_service",
+        aliases: &["systemd", "service"],
+        params: &[
+            "name",
+            "state",
+            "enabled",
+            "daemon_reload",
+            "daemon_reexec",
+            "masked",
+            "scope",
+            "no_block",
+            "force",
+            "arguments",
+            "args",
+            "pattern",
+            "sleep",
+            "runlevel",
+            "use",
+        ],
+    },
+    Spec {
+        name: "wait_for",
+        aliases: &[],
+        params: &[
+            "host",
+            "port",
+            "path",
+            "state",
+            "timeout",
+            "delay",
+            "sleep",
+            "search_regex",
+            "connect_timeout",
+            "msg",
+            "active_connection_states",
+            "exclude_hosts",
+        ],
+    },
+    Spec {
+        name: "uri",
+        aliases: &[],
+        params: &[
+            "url",
+            "method",
+            "body",
+            "body_format",
+            "status_code",
+            "return_content",
+            "headers",
+            "url_username",
+            "url_password",
+            "user",
+            "password",
+            "force_basic_auth",
+            "timeout",
+            "dest",
+            "validate_certs",
+            "follow_redirects",
+            "creates",
+            "removes",
+        ],
+    },
+    Spec {
+        name: "stat",
+        aliases: &[],
+        params: &[
+            "path",
+            "get_checksum",
+            "checksum_algorithm",
+            "follow",
+            "get_mime",
+            "get_attributes",
+            "get_md5",
+        ],
+    },
+    Spec {
+        name: "setup",
+        aliases: &["gather_facts"],
+        params: &["gather_subset", "filter", "gather_timeout", "fact_path"],
+    },
     Spec { name: "debug", aliases: &[], params: &["msg", "var", "verbosity"] },
     Spec { name: "set_fact", aliases: &[], params: &["*"] },
-    Spec { name: "assert", aliases: &[], params: &["that", "fail_msg", "msg", "success_msg", "quiet"] },
+    Spec {
+        name: "assert",
+        aliases: &[],
+        params: &["that", "fail_msg", "msg", "success_msg", "quiet"],
+    },
     Spec { name: "fail", aliases: &[], params: &["msg"] },
     Spec { name: "ping", aliases: &[], params: &["data"] },
     Spec { name: "meta", aliases: &[], params: &["_raw_params"] },
@@ -142,21 +395,55 @@ const SPECS: &[Spec] = &[
 
 /// Every name a task may use (without collection prefixes), for "did you mean".
 pub const NAMES: &[&str] = &[
-    "command", "shell", "raw", "copy", "template", "file", "get_url", "unarchive", "user", "group",
-    "systemd_service", "systemd", "service", "wait_for", "uri", "stat", "setup", "gather_facts",
-    "debug", "set_fact", "assert", "fail", "ping", "meta", "import_tasks", "include_tasks",
+    "command",
+    "shell",
+    "raw",
+    "copy",
+    "template",
+    "file",
+    "get_url",
+    "unarchive",
+    "user",
+    "group",
+    "systemd_service",
+    "systemd",
+    "service",
+    "wait_for",
+    "uri",
+    "stat",
+    "setup",
+    "gather_facts",
+    "debug",
+    "set_fact",
+    "assert",
+    "fail",
+    "ping",
+    "meta",
+    "import_tasks",
+    "include_tasks",
 ];
 
 /// Options that `command`/`shell` accept inside their free-form text.
-pub const FREE_FORM_OPTIONS: &[&str] =
-    &["chdir", "creates", "removes", "executable", "stdin", "stdin_add_newline", "strip_empty_ends"];
+pub const FREE_FORM_OPTIONS: &[&str] = &[
+    "chdir",
+    "creates",
+    "removes",
+    "executable",
+    "stdin",
+    "stdin_add_newline",
+    "strip_empty_ends",
+];
 
-const COLLECTIONS: &[&str] = &["ansible.builtin.", "ansible.legacy.", "ansible.posix.", "community.general."];
+const COLLECTIONS: &[&str] =
+    &["ansible.builtin.", "ansible.legacy.", "ansible.posix.", "community.general."];
 
 /// The module's canonical name, for a short name, an alias, or an FQCN.
 pub fn canonical(name: &str) -> Option<&'static str> {
     let short = COLLECTIONS.iter().find_map(|prefix| name.strip_prefix(prefix)).unwrap_or(name);
-    SPECS.iter().find(|spec| spec.name == short || spec.aliases.contains(&short)).map(|spec| spec.name)
+    SPECS
+        .iter()
+        .find(|spec| spec.name == short || spec.aliases.contains(&short))
+        .map(|spec| spec.name)
 }
 
 /// Modules whose free-form text is the command to run.
@@ -170,7 +457,8 @@ pub fn check_parameters(module: &str, args: &Map<String, Value>) -> Result<(), S
     if spec.params.contains(&"*") {
         return Ok(());
     }
-    let mut unknown: Vec<&str> = args.keys().map(String::as_str).filter(|key| !spec.params.contains(key)).collect();
+    let mut unknown: Vec<&str> =
+        args.keys().map(String::as_str).filter(|key| !spec.params.contains(key)).collect();
     if unknown.is_empty() {
         return Ok(());
     }
@@ -180,8 +468,12 @@ pub fn check_parameters(module: &str, args: &Map<String, Value>) -> Result<(), S
         .and_then(|key| crate::playbook::closest(key, spec.params))
         .map(|best| format!("; did you mean `{best}`?"))
         .unwrap_or_default();
-    let supported = spec.params.iter().filter(|p| !p.starts_with('_')).copied().collect::<Vec<_>>().join(", ");
-    Err(format!("Unsupported parameters for ({module}) module: {}{hint}. Supported parameters include: {supported}.", unknown.join(", ")))
+    let supported =
+        spec.params.iter().filter(|p| !p.starts_with('_')).copied().collect::<Vec<_>>().join(", ");
+    Err(format!(
+        "Unsupported parameters for ({module}) module: {}{hint}. Supported parameters include: {supported}.",
+        unknown.join(", ")
+    ))
 }
 
 /// Runs one module call.

@@ -38,7 +38,9 @@ pub fn facts_from(text: &str) -> Map<String, Value> {
     let raw: Map<String, Value> = text
         .lines()
         .filter_map(|line| line.split_once('='))
-        .map(|(key, value)| (key.to_string(), Value::from(value.trim().trim_matches('"').to_string())))
+        .map(|(key, value)| {
+            (key.to_string(), Value::from(value.trim().trim_matches('"').to_string()))
+        })
         .collect();
     let get = |key: &str| raw.get(key).and_then(Value::as_str).unwrap_or("").to_string();
     let number = |key: &str| get(key).parse::<i64>().unwrap_or(0);
@@ -50,15 +52,25 @@ pub fn facts_from(text: &str) -> Map<String, Value> {
     facts.insert("kernel".into(), Value::from(get("kernel")));
     facts.insert("kernel_version".into(), Value::from(get("kernel_version")));
     let nodename = get("nodename");
-    facts.insert("hostname".into(), Value::from(nodename.split('.').next().unwrap_or("").to_string()));
+    facts.insert(
+        "hostname".into(),
+        Value::from(nodename.split('.').next().unwrap_or("").to_string()),
+    );
     facts.insert("nodename".into(), Value::from(nodename));
     facts.insert("fqdn".into(), Value::from(get("fqdn")));
 
     let id = get("os_ID");
     let like = get("os_ID_LIKE");
     facts.insert("distribution".into(), Value::from(distribution(&id, &get("os_NAME"))));
-    let version = if id == "debian" && !get("debian_version").is_empty() { get("debian_version") } else { get("os_VERSION_ID") };
-    facts.insert("distribution_major_version".into(), Value::from(version.split('.').next().unwrap_or("").to_string()));
+    let version = if id == "debian" && !get("debian_version").is_empty() {
+        get("debian_version")
+    } else {
+        get("os_VERSION_ID")
+    };
+    facts.insert(
+        "distribution_major_version".into(),
+        Value::from(version.split('.').next().unwrap_or("").to_string()),
+    );
     facts.insert("distribution_version".into(), Value::from(version));
     facts.insert("distribution_release".into(), Value::from(get("os_VERSION_CODENAME")));
     facts.insert("os_family".into(), Value::from(os_family(&id, &like)));
@@ -69,7 +81,11 @@ pub fn facts_from(text: &str) -> Map<String, Value> {
     }
     .to_string();
     facts.insert("pkg_mgr".into(), Value::from(pkg_mgr));
-    let service_mgr = if raw.contains_key("systemd_booted") || get("pid1") == "systemd" { "systemd".to_string() } else { service_manager(&get("pid1")) };
+    let service_mgr = if raw.contains_key("systemd_booted") || get("pid1") == "systemd" {
+        "systemd".to_string()
+    } else {
+        service_manager(&get("pid1"))
+    };
     facts.insert("service_mgr".into(), Value::from(service_mgr));
 
     facts.insert("user_id".into(), Value::from(get("user_id")));
@@ -86,7 +102,8 @@ pub fn facts_from(text: &str) -> Map<String, Value> {
     }
     let route = get("default_route");
     let mut ipv4 = Map::new();
-    let field_after = |word: &str| route.split_whitespace().skip_while(|w| *w != word).nth(1).map(str::to_string);
+    let field_after =
+        |word: &str| route.split_whitespace().skip_while(|w| *w != word).nth(1).map(str::to_string);
     if let Some(gateway) = field_after("via") {
         ipv4.insert("gateway".into(), Value::from(gateway));
     }
@@ -131,7 +148,11 @@ fn os_family(id: &str, like: &str) -> String {
         "suse" | "opensuse" | "sles" => Some("Suse"),
         _ => None,
     };
-    std::iter::once(id).chain(like.split_whitespace()).find_map(family_of).unwrap_or("Linux").to_string()
+    std::iter::once(id)
+        .chain(like.split_whitespace())
+        .find_map(family_of)
+        .unwrap_or("Linux")
+        .to_string()
 }
 
 fn service_manager(pid1: &str) -> String {
@@ -145,7 +166,21 @@ fn service_manager(pid1: &str) -> String {
 
 pub async fn run(call: &mut Call<'_>) -> Outcome {
     let subset = call.args.list(&["gather_subset"]);
-    if subset.iter().any(|s| !matches!(s.as_str(), "all" | "min" | "!all" | "!min" | "hardware" | "network" | "virtual" | "!hardware" | "!network" | "!virtual")) {
+    if subset.iter().any(|s| {
+        !matches!(
+            s.as_str(),
+            "all"
+                | "min"
+                | "!all"
+                | "!min"
+                | "hardware"
+                | "network"
+                | "virtual"
+                | "!hardware"
+                | "!network"
+                | "!virtual"
+        )
+    }) {
         return Err(fail(format!("not supported yet: gather_subset {subset:?}")));
     }
     let output = call.remote.run(SCRIPT).await?;
@@ -153,7 +188,11 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         return Err(fail(format!("gathering facts failed: {}", output.stderr_text().trim())));
     }
     let facts = facts_from(&output.stdout_text());
-    Ok(result([("changed", Value::Bool(false)), ("ansible_facts", Value::Object(facts)), ("_bramble_gathered", Value::Bool(true))]))
+    Ok(result([
+        ("changed", Value::Bool(false)),
+        ("ansible_facts", Value::Object(facts)),
+        ("_bramble_gathered", Value::Bool(true)),
+    ]))
 }
 
 #[cfg(test)]

@@ -10,7 +10,14 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     let path = call.args.required(&["path"])?;
     let follow = call.args.flag(&["follow"], false)?;
     let get_checksum = call.args.flag(&["get_checksum"], true)?;
-    let algorithm = call.args.choice(&["checksum_algorithm"], &["sha1", "sha224", "sha256", "sha384", "sha512", "md5"], Some("sha1"))?.unwrap_or_default();
+    let algorithm = call
+        .args
+        .choice(
+            &["checksum_algorithm"],
+            &["sha1", "sha224", "sha256", "sha384", "sha512", "md5"],
+            Some("sha1"),
+        )?
+        .unwrap_or_default();
     let target = if follow {
         let resolved = call.remote.run(&format!("readlink -f -- {}", quote(&path))).await?;
         if resolved.rc == 0 { resolved.stdout_text().trim().to_string() } else { path.clone() }
@@ -18,7 +25,10 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         path.clone()
     };
     let Some(state) = files::lstat(call.remote, &target).await? else {
-        return Ok(result([("changed", Value::Bool(false)), ("stat", serde_json::json!({"exists": false}))]));
+        return Ok(result([
+            ("changed", Value::Bool(false)),
+            ("stat", serde_json::json!({"exists": false})),
+        ]));
     };
     let mut stat = Map::new();
     let bits = u32::from_str_radix(&state.mode, 8).unwrap_or(0);
@@ -45,7 +55,10 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     if get_checksum && state.kind == FileKind::File {
         let output = call.remote.run(&format!("{algorithm}sum -- {}", quote(&target))).await?;
         if output.rc != 0 {
-            return Err(fail(format!("could not checksum {path}: {}", output.stderr_text().trim())));
+            return Err(fail(format!(
+                "could not checksum {path}: {}",
+                output.stderr_text().trim()
+            )));
         }
         let checksum = output.stdout_text().split_whitespace().next().unwrap_or("").to_string();
         stat.insert("checksum".into(), Value::from(checksum));

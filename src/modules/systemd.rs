@@ -28,9 +28,14 @@ pub fn state_action(state: &str, active_state: &str) -> Option<&'static str> {
 }
 
 pub async fn run(call: &mut Call<'_>) -> Outcome {
-    let scope = call.args.choice(&["scope"], &["system", "user", "global"], Some("system"))?.unwrap_or_default();
-    let systemctl = if scope == "system" { "systemctl".to_string() } else { format!("systemctl --{scope}") };
-    let state = call.args.choice(&["state"], &["started", "stopped", "restarted", "reloaded"], None)?;
+    let scope = call
+        .args
+        .choice(&["scope"], &["system", "user", "global"], Some("system"))?
+        .unwrap_or_default();
+    let systemctl =
+        if scope == "system" { "systemctl".to_string() } else { format!("systemctl --{scope}") };
+    let state =
+        call.args.choice(&["state"], &["started", "stopped", "restarted", "reloaded"], None)?;
     let enabled = call.args.maybe_flag(&["enabled"])?;
     let masked = call.args.maybe_flag(&["masked"])?;
     let name = call.args.string(&["name"]);
@@ -58,19 +63,33 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         let is_masked = text("UnitFileState") == "masked" || text("LoadState") == "masked";
         if masked != is_masked {
             changed = true;
-            run_unless_check(call, &format!("{systemctl} {} {unit}", if masked { "mask" } else { "unmask" })).await?;
+            run_unless_check(
+                call,
+                &format!("{systemctl} {} {unit}", if masked { "mask" } else { "unmask" }),
+            )
+            .await?;
         }
     }
-    if text("LoadState") == "not-found" && (state.is_some() || enabled.is_some()) && !(call.check_mode && changed) {
+    if text("LoadState") == "not-found"
+        && (state.is_some() || enabled.is_some())
+        && !(call.check_mode && changed)
+    {
         return Err(fail(format!("Could not find the requested service {name}: host")));
     }
     if let Some(enabled) = enabled {
         let probe = call.remote.run(&format!("{systemctl} is-enabled {unit}")).await?;
         let current = probe.stdout_text().trim().to_string();
-        let is_enabled = matches!(current.as_str(), "enabled" | "enabled-runtime" | "static" | "alias" | "indirect" | "generated");
+        let is_enabled = matches!(
+            current.as_str(),
+            "enabled" | "enabled-runtime" | "static" | "alias" | "indirect" | "generated"
+        );
         if enabled != is_enabled {
             changed = true;
-            run_unless_check(call, &format!("{systemctl} {} {unit}", if enabled { "enable" } else { "disable" })).await?;
+            run_unless_check(
+                call,
+                &format!("{systemctl} {} {unit}", if enabled { "enable" } else { "disable" }),
+            )
+            .await?;
         }
         outcome.insert("enabled".into(), Value::Bool(enabled));
     }
@@ -83,17 +102,23 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         outcome.insert("state".into(), Value::from(reported));
     }
 
-    let status = if changed && !call.check_mode { show(call, &systemctl, &unit).await? } else { status };
+    let status =
+        if changed && !call.check_mode { show(call, &systemctl, &unit).await? } else { status };
     outcome.insert("status".into(), Value::Object(status));
     outcome.insert("changed".into(), Value::Bool(changed));
     Ok(outcome)
 }
 
 async fn show(call: &Call<'_>, systemctl: &str, unit: &str) -> Result<Map<String, Value>, Failure> {
-    let output = call.remote.run(&format!("{systemctl} show {unit} --property={PROPERTIES} --no-pager")).await?;
+    let output = call
+        .remote
+        .run(&format!("{systemctl} show {unit} --property={PROPERTIES} --no-pager"))
+        .await?;
     if output.rc != 0 {
         let stderr = output.stderr_text();
-        let reason = if stderr.contains("not been booted with systemd") || stderr.contains("System has not been booted") {
+        let reason = if stderr.contains("not been booted with systemd")
+            || stderr.contains("System has not been booted")
+        {
             "systemd is not running on this host (is it a container or chroot?)".to_string()
         } else {
             stderr.trim().to_string()
@@ -129,7 +154,8 @@ mod tests {
 
     #[test]
     fn show_output() {
-        let status = parse_show("Id=node_exporter.service\nActiveState=active\nUnitFileState=enabled\n");
+        let status =
+            parse_show("Id=node_exporter.service\nActiveState=active\nUnitFileState=enabled\n");
         assert_eq!(status["ActiveState"], "active");
     }
 }

@@ -7,7 +7,12 @@ use super::{Call, Outcome, fail, result};
 use crate::connection::quote;
 
 /// The extract command for an archive name, or None when the format is not known.
-pub fn extract_command(src: &str, into: &str, extra: &[String], include: &[String]) -> Option<String> {
+pub fn extract_command(
+    src: &str,
+    into: &str,
+    extra: &[String],
+    include: &[String],
+) -> Option<String> {
     let lower = src.to_ascii_lowercase();
     let (src_q, into_q) = (quote(src), quote(into));
     let extra: String = extra.iter().map(|option| format!(" {}", quote(option))).collect();
@@ -51,17 +56,27 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     let dest = call.args.required(&["dest"])?;
     let remote_src = call.args.flag(&["remote_src"], false)? || !call.args.flag(&["copy"], true)?;
     if !remote_src {
-        return Err(fail("not supported yet: unarchive from the controller; copy the archive first and use remote_src: true"));
+        return Err(fail(
+            "not supported yet: unarchive from the controller; copy the archive first and use remote_src: true",
+        ));
     }
-    if let Some(creates) = call.args.string(&["creates"]) {
-        if files::lstat(call.remote, &creates).await?.is_some() {
-            return Ok(result([("changed", Value::Bool(false)), ("dest", Value::from(dest)), ("src", Value::from(src)), ("msg", Value::from(format!("skipped, since {creates} exists")))]));
-        }
+    if let Some(creates) = call.args.string(&["creates"])
+        && files::lstat(call.remote, &creates).await?.is_some()
+    {
+        return Ok(result([
+            ("changed", Value::Bool(false)),
+            ("dest", Value::from(dest)),
+            ("src", Value::from(src)),
+            ("msg", Value::from(format!("skipped, since {creates} exists"))),
+        ]));
     }
     if files::lstat(call.remote, &src).await?.is_none() {
         return Err(fail(format!("Source '{src}' does not exist")));
     }
-    if !files::lstat(call.remote, &dest).await?.is_some_and(|state| state.kind == FileKind::Directory) {
+    if !files::lstat(call.remote, &dest)
+        .await?
+        .is_some_and(|state| state.kind == FileKind::Directory)
+    {
         return Err(fail(format!("dest '{dest}' must be an existing dir")));
     }
     let extra = call.args.list(&["extra_opts"]);
@@ -71,19 +86,36 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     }
     let extract = extract_command(&src, "@SCRATCH@", &extra, &include)
         .ok_or_else(|| fail(format!("Failed to find handler for \"{src}\". Make sure the required command to extract the file is installed.")))?;
-    let output = call.remote.check(&unpack_script(&extract, &dest, call.check_mode), &format!("unpacking {src}")).await?;
+    let output = call
+        .remote
+        .check(&unpack_script(&extract, &dest, call.check_mode), &format!("unpacking {src}"))
+        .await?;
     let text = output.stdout_text();
     let mut changed = text.lines().next() == Some("CHANGED");
-    let entries: Vec<String> = text.lines().filter(|line| *line != "CHANGED").map(str::to_string).collect();
+    let entries: Vec<String> =
+        text.lines().filter(|line| *line != "CHANGED").map(str::to_string).collect();
 
     let mode = Mode::parse(call.args.value(&["mode"]))?;
     let owner = call.args.string(&["owner"]);
     let group = call.args.string(&["group"]);
     for entry in &entries {
         let path = format!("{}/{entry}", dest.trim_end_matches('/'));
-        changed |= files::apply_attributes(call.remote, &path, mode.as_ref(), owner.as_deref(), group.as_deref(), call.check_mode).await?;
+        changed |= files::apply_attributes(
+            call.remote,
+            &path,
+            mode.as_ref(),
+            owner.as_deref(),
+            group.as_deref(),
+            call.check_mode,
+        )
+        .await?;
     }
-    let mut outcome = result([("changed", Value::Bool(changed)), ("dest", Value::from(dest.clone())), ("src", Value::from(src)), ("handler", Value::from("TgzArchive"))]);
+    let mut outcome = result([
+        ("changed", Value::Bool(changed)),
+        ("dest", Value::from(dest.clone())),
+        ("src", Value::from(src)),
+        ("handler", Value::from("TgzArchive")),
+    ]);
     if call.args.flag(&["list_files"], false)? {
         outcome.insert("files".into(), Value::from(entries));
     }
@@ -99,8 +131,14 @@ mod tests {
 
     #[test]
     fn formats_by_name() {
-        assert_eq!(extract_command("/t/a.tar.gz", "/d", &[], &[]).unwrap(), "tar -xzf /t/a.tar.gz -C /d");
-        assert_eq!(extract_command("/t/a.tar.xz", "/d", &["--strip-components=1".into()], &[]).unwrap(), "tar -xJf /t/a.tar.xz -C /d --strip-components=1");
+        assert_eq!(
+            extract_command("/t/a.tar.gz", "/d", &[], &[]).unwrap(),
+            "tar -xzf /t/a.tar.gz -C /d"
+        );
+        assert_eq!(
+            extract_command("/t/a.tar.xz", "/d", &["--strip-components=1".into()], &[]).unwrap(),
+            "tar -xJf /t/a.tar.xz -C /d --strip-components=1"
+        );
         assert!(extract_command("/t/a.rar", "/d", &[], &[]).is_none());
     }
 }

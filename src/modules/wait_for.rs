@@ -22,7 +22,9 @@ pub fn port_probe(host: &str, port: i64) -> String {
 
 pub fn path_probe(path: &str, pattern: Option<&str>) -> String {
     match pattern {
-        Some(pattern) => format!("[ -e {p} ] && grep -Eq -- {} {p}", quote(pattern), p = quote(path)),
+        Some(pattern) => {
+            format!("[ -e {p} ] && grep -Eq -- {} {p}", quote(pattern), p = quote(path))
+        }
         None => format!("[ -e {} ]", quote(path)),
     }
 }
@@ -32,7 +34,13 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     let host = args.string(&["host"]).unwrap_or_else(|| "127.0.0.1".into());
     let port = args.value(&["port"]).map(|_| args.integer(&["port"], 0)).transpose()?;
     let path = args.string(&["path"]);
-    let state = args.choice(&["state"], &["started", "stopped", "present", "absent", "drained"], Some("started"))?.unwrap_or_default();
+    let state = args
+        .choice(
+            &["state"],
+            &["started", "stopped", "present", "absent", "drained"],
+            Some("started"),
+        )?
+        .unwrap_or_default();
     let timeout = Duration::from_secs(args.integer(&["timeout"], 300)?.max(0) as u64);
     let delay = Duration::from_secs(args.integer(&["delay"], 0)?.max(0) as u64);
     let sleep = Duration::from_secs(args.integer(&["sleep"], 1)?.max(1) as u64);
@@ -41,23 +49,42 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         return Err(fail("not supported yet: wait_for state=drained"));
     }
     let (probe, want_success, what) = match (&port, &path) {
-        (Some(port), None) => (port_probe(&host, *port), matches!(state.as_str(), "started" | "present"), format!("{host}:{port}")),
-        (None, Some(path)) => (path_probe(path, pattern.as_deref()), matches!(state.as_str(), "started" | "present"), path.clone()),
+        (Some(port), None) => (
+            port_probe(&host, *port),
+            matches!(state.as_str(), "started" | "present"),
+            format!("{host}:{port}"),
+        ),
+        (None, Some(path)) => (
+            path_probe(path, pattern.as_deref()),
+            matches!(state.as_str(), "started" | "present"),
+            path.clone(),
+        ),
         (None, None) => {
             tokio::time::sleep(timeout).await;
-            return Ok(result([("changed", Value::Bool(false)), ("elapsed", Value::from(timeout.as_secs()))]));
+            return Ok(result([
+                ("changed", Value::Bool(false)),
+                ("elapsed", Value::from(timeout.as_secs())),
+            ]));
         }
         (Some(_), Some(_)) => return Err(fail("parameters are mutually exclusive: port|path")),
     };
     if call.check_mode {
-        return Ok(result([("changed", Value::Bool(false)), ("skipped", Value::Bool(true)), ("msg", Value::from("wait_for is not run in check mode"))]));
+        return Ok(result([
+            ("changed", Value::Bool(false)),
+            ("skipped", Value::Bool(true)),
+            ("msg", Value::from("wait_for is not run in check mode")),
+        ]));
     }
     tokio::time::sleep(delay).await;
     let started = Instant::now();
     loop {
         let output = call.remote.run(&probe).await?;
         if (output.rc == 0) == want_success {
-            let mut outcome = result([("changed", Value::Bool(false)), ("elapsed", Value::from(started.elapsed().as_secs())), ("state", Value::from(state.clone()))]);
+            let mut outcome = result([
+                ("changed", Value::Bool(false)),
+                ("elapsed", Value::from(started.elapsed().as_secs())),
+                ("state", Value::from(state.clone())),
+            ]);
             if let Some(port) = port {
                 outcome.insert("port".into(), Value::from(port));
             }
@@ -74,8 +101,10 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
 }
 
 fn timed_out(call: &Call<'_>, what: &str, elapsed: Duration) -> Failure {
-    let message = call.args.string(&["msg"]).unwrap_or_else(|| format!("Timeout when waiting for {what}"));
-    let mut failure = result([("changed", Value::Bool(false)), ("elapsed", Value::from(elapsed.as_secs()))]);
+    let message =
+        call.args.string(&["msg"]).unwrap_or_else(|| format!("Timeout when waiting for {what}"));
+    let mut failure =
+        result([("changed", Value::Bool(false)), ("elapsed", Value::from(elapsed.as_secs()))]);
     failure.insert("msg".into(), Value::from(message));
     Failure::Failed(failure)
 }

@@ -10,7 +10,13 @@ pub fn python_json(value: &Value, indent: Option<usize>, sort_keys: bool) -> Str
     out
 }
 
-fn write_value(out: &mut String, value: &Value, indent: Option<usize>, sort_keys: bool, level: usize) {
+fn write_value(
+    out: &mut String,
+    value: &Value,
+    indent: Option<usize>,
+    sort_keys: bool,
+    level: usize,
+) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(flag) => out.push_str(if *flag { "true" } else { "false" }),
@@ -75,7 +81,11 @@ fn closing(out: &mut String, indent: Option<usize>, level: usize) {
 fn python_number(number: &serde_json::Number) -> String {
     match number.as_f64() {
         Some(float) if number.is_f64() => {
-            if float.fract() == 0.0 && float.abs() < 1e16 { format!("{float:.1}") } else { float.to_string() }
+            if float.fract() == 0.0 && float.abs() < 1e16 {
+                format!("{float:.1}")
+            } else {
+                float.to_string()
+            }
         }
         _ => number.to_string(),
     }
@@ -113,7 +123,13 @@ mod tests {
     #[test]
     fn matches_python_dumps() {
         let value = json!({"msg": "hi", "changed": false, "rc": 1, "list": [1, 2.0]});
-        assert_eq!(python_json(&value, None, true), r#"{"changed": false, "list": [1, 2.0], "msg": "hi", "rc": 1}"#);
-        assert_eq!(python_json(&json!({"msg": "é\u{1}"}), Some(4), true), "{\n    \"msg\": \"é\\u0001\"\n}");
+        assert_eq!(
+            python_json(&value, None, true),
+            r#"{"changed": false, "list": [1, 2.0], "msg": "hi", "rc": 1}"#
+        );
+        assert_eq!(
+            python_json(&json!({"msg": "é\u{1}"}), Some(4), true),
+            "{\n    \"msg\": \"é\\u0001\"\n}"
+        );
     }
 }

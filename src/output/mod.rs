@@ -63,7 +63,13 @@ impl Display {
     }
 
     /// One result line such as `changed: [pi1] => (item=x)`, with the result when verbose.
-    pub fn result_line(&self, host: &str, status: Status, result: &Map<String, Value>, item: Option<&str>) -> String {
+    pub fn result_line(
+        &self,
+        host: &str,
+        status: Status,
+        result: &Map<String, Value>,
+        item: Option<&str>,
+    ) -> String {
         let label = match status {
             Status::Ok => "ok",
             Status::Changed => "changed",
@@ -94,8 +100,11 @@ impl Display {
     }
 
     fn visible_result(&self, status: Status, result: &Map<String, Value>) -> Option<String> {
-        let mut shown: Map<String, Value> =
-            result.iter().filter(|(key, _)| !key.starts_with("_ansible") && !key.starts_with("_bramble")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut shown: Map<String, Value> = result
+            .iter()
+            .filter(|(key, _)| !key.starts_with("_ansible") && !key.starts_with("_bramble"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let verbose_always = result.contains_key("_ansible_verbose_always");
         let always = matches!(status, Status::Failed | Status::Ignored | Status::Unreachable);
         if !(always || verbose_always || self.verbosity > 0) {
@@ -181,8 +190,16 @@ pub fn python_repr(value: &Value) -> String {
         Value::Bool(false) => "False".into(),
         Value::Number(number) => number.to_string(),
         Value::String(text) => format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'")),
-        Value::Array(items) => format!("[{}]", items.iter().map(python_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(map) => format!("{{{}}}", map.iter().map(|(k, v)| format!("'{k}': {}", python_repr(v))).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => {
+            format!("[{}]", items.iter().map(python_repr).collect::<Vec<_>>().join(", "))
+        }
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("'{k}': {}", python_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 

@@ -40,13 +40,47 @@ pub struct Play {
 }
 
 const PLAY_KEYWORDS: &[&str] = &[
-    "name", "hosts", "vars", "vars_files", "gather_facts", "roles", "tasks", "pre_tasks",
-    "post_tasks", "handlers", "become", "become_user", "become_method", "remote_user", "port",
-    "connection", "environment", "serial", "max_fail_percentage", "any_errors_fatal",
-    "ignore_errors", "ignore_unreachable", "tags", "strategy", "check_mode", "diff",
-    "collections", "module_defaults", "order", "force_handlers", "gather_subset",
-    "gather_timeout", "no_log", "run_once", "throttle", "timeout", "vars_prompt",
-    "fact_path", "debugger", "become_flags", "become_exe",
+    "name",
+    "hosts",
+    "vars",
+    "vars_files",
+    "gather_facts",
+    "roles",
+    "tasks",
+    "pre_tasks",
+    "post_tasks",
+    "handlers",
+    "become",
+    "become_user",
+    "become_method",
+    "remote_user",
+    "port",
+    "connection",
+    "environment",
+    "serial",
+    "max_fail_percentage",
+    "any_errors_fatal",
+    "ignore_errors",
+    "ignore_unreachable",
+    "tags",
+    "strategy",
+    "check_mode",
+    "diff",
+    "collections",
+    "module_defaults",
+    "order",
+    "force_handlers",
+    "gather_subset",
+    "gather_timeout",
+    "no_log",
+    "run_once",
+    "throttle",
+    "timeout",
+    "vars_prompt",
+    "fact_path",
+    "debugger",
+    "become_flags",
+    "become_exe",
 ];
 
 /// Play keywords bramble reads but does not act on yet; using one is an error, not a silent skip.
@@ -56,7 +90,10 @@ const PLAY_KEYWORDS_UNSUPPORTED: &[&str] =
 impl Playbook {
     pub fn load(path: &Path) -> Result<Playbook> {
         if !path.is_file() {
-            return Err(Error::argument(format!("the playbook: {} could not be found", path.display())));
+            return Err(Error::argument(format!(
+                "the playbook: {} could not be found",
+                path.display()
+            )));
         }
         let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let path = absolute.as_path();
@@ -86,7 +123,10 @@ impl Playbook {
 impl Play {
     fn load(node: &Node, base: &Path) -> Result<Play> {
         let Some(entries) = node.as_map() else {
-            return Err(Error::invalid(&node.mark, format!("a play must be a mapping, found a {}", node.type_name())));
+            return Err(Error::invalid(
+                &node.mark,
+                format!("a play must be a mapping, found a {}", node.type_name()),
+            ));
         };
         for (key, value) in entries {
             if !PLAY_KEYWORDS.contains(&key.as_str()) {
@@ -100,7 +140,12 @@ impl Play {
         }
         let hosts = match node.get("hosts") {
             Some(hosts) => hosts_pattern(hosts)?,
-            None => return Err(Error::invalid(&node.mark, "this play has no `hosts:`; expected a host pattern such as `all`")),
+            None => {
+                return Err(Error::invalid(
+                    &node.mark,
+                    "this play has no `hosts:`; expected a host pattern such as `all`",
+                ));
+            }
         };
         let vars = mapping_or_empty(node.get("vars"), "vars")?;
         let vars_files = match node.get("vars_files") {
@@ -110,10 +155,28 @@ impl Play {
         let gather_facts = match node.get("gather_facts").map(Node::to_value) {
             None => true,
             Some(Value::Bool(flag)) => flag,
-            Some(_) => return Err(Error::invalid(&node.get("gather_facts").map(|n| n.mark.clone()).unwrap_or(node.mark.clone()), "gather_facts expects true or false")),
+            Some(_) => {
+                return Err(Error::invalid(
+                    &node.get("gather_facts").map(|n| n.mark.clone()).unwrap_or(node.mark.clone()),
+                    "gather_facts expects true or false",
+                ));
+            }
         };
         let mut keywords = Map::new();
-        for key in ["become", "become_user", "become_method", "remote_user", "port", "connection", "environment", "ignore_errors", "any_errors_fatal", "check_mode", "diff", "force_handlers"] {
+        for key in [
+            "become",
+            "become_user",
+            "become_method",
+            "remote_user",
+            "port",
+            "connection",
+            "environment",
+            "ignore_errors",
+            "any_errors_fatal",
+            "check_mode",
+            "diff",
+            "force_handlers",
+        ] {
             if let Some(value) = node.get(key) {
                 keywords.insert(key.to_string(), value.to_value());
             }
@@ -123,7 +186,8 @@ impl Play {
         let mut tasks = Vec::new();
         let mut handlers = Vec::new();
         if let Some(list) = node.get("roles") {
-            let entries = list.as_seq().ok_or_else(|| Error::invalid(&list.mark, "roles expects a list"))?;
+            let entries =
+                list.as_seq().ok_or_else(|| Error::invalid(&list.mark, "roles expects a list"))?;
             for entry in entries {
                 let role = Arc::new(Role::load(entry, base)?);
                 tasks.extend(role.tasks.iter().cloned());
@@ -163,7 +227,10 @@ pub fn mapping_or_empty(node: Option<&Node>, what: &str) -> Result<Map<String, V
     match node.map(|node| (node, node.to_value())) {
         None | Some((_, Value::Null)) => Ok(Map::new()),
         Some((_, Value::Object(map))) => Ok(map),
-        Some((node, _)) => Err(Error::invalid(&node.mark, format!("{what} expects a mapping, found a {}", node.type_name()))),
+        Some((node, _)) => Err(Error::invalid(
+            &node.mark,
+            format!("{what} expects a mapping, found a {}", node.type_name()),
+        )),
     }
 }
 
@@ -173,7 +240,9 @@ pub fn string_list(node: &Node, what: &str) -> Result<Vec<String>> {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => Ok(items.iter().map(display_string).collect()),
         Value::String(text) => Ok(vec![text]),
-        _ => Err(Error::invalid(&node.mark, format!("{what} expects a string or a list of strings"))),
+        _ => {
+            Err(Error::invalid(&node.mark, format!("{what} expects a string or a list of strings")))
+        }
     }
 }
 
@@ -188,7 +257,8 @@ pub fn display_string(value: &Value) -> String {
 
 /// "unknown keyword", with the closest known keyword suggested.
 pub fn unknown_keyword(mark: &Mark, key: &str, scope: &str, known: &[&str]) -> Error {
-    let hint = closest(key, known).map(|best| format!("; did you mean `{best}`?")).unwrap_or_default();
+    let hint =
+        closest(key, known).map(|best| format!("; did you mean `{best}`?")).unwrap_or_default();
     Error::invalid(mark, format!("`{key}` is not a valid {scope} keyword{hint}"))
 }
 

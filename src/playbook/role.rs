@@ -38,8 +38,12 @@ impl Role {
             None => entry_parts(entry)?,
         };
         let candidates = [base.join("roles").join(&name), base.join(&name)];
-        let Some(path) = candidates.iter().find(|path| path.join("tasks").is_dir() || path.join("meta").is_dir()) else {
-            let searched = candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        let Some(path) = candidates
+            .iter()
+            .find(|path| path.join("tasks").is_dir() || path.join("meta").is_dir())
+        else {
+            let searched =
+                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
             return Err(Error::RoleNotFound { name, searched });
         };
         refuse_dependencies(path)?;
@@ -63,7 +67,12 @@ impl Role {
 fn entry_parts(entry: &Node) -> Result<(String, Map<String, Value>, Option<Value>)> {
     let mut params = match entry.to_value() {
         Value::Object(map) => map,
-        _ => return Err(Error::invalid(&entry.mark, "a roles entry is a role name or a mapping with `role:`")),
+        _ => {
+            return Err(Error::invalid(
+                &entry.mark,
+                "a roles entry is a role name or a mapping with `role:`",
+            ));
+        }
     };
     let name = params
         .remove("role")
@@ -72,7 +81,9 @@ fn entry_parts(entry: &Node) -> Result<(String, Map<String, Value>, Option<Value
         .ok_or_else(|| Error::invalid(&entry.mark, "this roles entry has no `role:` name"))?;
     for key in ["tags", "become", "become_user"] {
         if params.contains_key(key) {
-            return Err(Error::NotSupported { what: format!("{}: `{key}` on a roles entry", entry.mark.location()) });
+            return Err(Error::NotSupported {
+                what: format!("{}: `{key}` on a roles entry", entry.mark.location()),
+            });
         }
     }
     let when = params.remove("when");
@@ -84,12 +95,15 @@ fn refuse_dependencies(path: &Path) -> Result<()> {
         let meta = path.join("meta").join(file);
         if meta.is_file() {
             let node = yaml::load_file(&meta)?;
-            if let Some(dependencies) = node.get("dependencies") {
-                if dependencies.as_seq().is_some_and(|list| !list.is_empty()) {
-                    return Err(Error::NotSupported {
-                        what: format!("{}: role dependencies in meta/main.yml", dependencies.mark.location()),
-                    });
-                }
+            if let Some(dependencies) = node.get("dependencies")
+                && dependencies.as_seq().is_some_and(|list| !list.is_empty())
+            {
+                return Err(Error::NotSupported {
+                    what: format!(
+                        "{}: role dependencies in meta/main.yml",
+                        dependencies.mark.location()
+                    ),
+                });
             }
         }
     }
@@ -97,7 +111,10 @@ fn refuse_dependencies(path: &Path) -> Result<()> {
 }
 
 fn main_file(directory: &Path) -> Option<PathBuf> {
-    ["main.yml", "main.yaml", "main"].iter().map(|name| directory.join(name)).find(|path| path.is_file())
+    ["main.yml", "main.yaml", "main"]
+        .iter()
+        .map(|name| directory.join(name))
+        .find(|path| path.is_file())
 }
 
 fn main_vars(directory: &Path) -> Result<Map<String, Value>> {
@@ -123,4 +140,3 @@ fn main_tasks(directory: &Path, scope: &Arc<RoleScope>) -> Result<Vec<Task>> {
         Some(path) => task::load_file(&path, Some(scope)),
     }
 }
-

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::role::RoleScope;
 use super::display_string;
+use super::role::RoleScope;
 use crate::error::{Error, Mark, Result};
 use crate::modules;
 use crate::yaml::{self, Node};
@@ -29,31 +29,91 @@ pub enum TaskBody {
 }
 
 const TASK_KEYWORDS: &[&str] = &[
-    "name", "when", "loop", "loop_control", "register", "notify", "become", "become_user",
-    "become_method", "become_flags", "vars", "changed_when", "failed_when", "ignore_errors",
-    "ignore_unreachable", "tags", "listen", "delegate_to", "environment", "no_log",
-    "check_mode", "diff", "run_once", "args", "until", "retries", "delay", "remote_user",
-    "block", "rescue", "always", "action", "local_action", "with_items", "with_list",
-    "with_dict", "with_fileglob", "with_sequence", "with_together", "with_nested",
-    "with_subelements", "any_errors_fatal", "timeout", "throttle", "delegate_facts",
-    "connection", "port", "debugger", "collections", "module_defaults",
+    "name",
+    "when",
+    "loop",
+    "loop_control",
+    "register",
+    "notify",
+    "become",
+    "become_user",
+    "become_method",
+    "become_flags",
+    "vars",
+    "changed_when",
+    "failed_when",
+    "ignore_errors",
+    "ignore_unreachable",
+    "tags",
+    "listen",
+    "delegate_to",
+    "environment",
+    "no_log",
+    "check_mode",
+    "diff",
+    "run_once",
+    "args",
+    "until",
+    "retries",
+    "delay",
+    "remote_user",
+    "block",
+    "rescue",
+    "always",
+    "action",
+    "local_action",
+    "with_items",
+    "with_list",
+    "with_dict",
+    "with_fileglob",
+    "with_sequence",
+    "with_together",
+    "with_nested",
+    "with_subelements",
+    "any_errors_fatal",
+    "timeout",
+    "throttle",
+    "delegate_facts",
+    "connection",
+    "port",
+    "debugger",
+    "collections",
+    "module_defaults",
 ];
 
 /// Keywords read but not acted on yet: an error rather than a silent skip.
 const TASK_KEYWORDS_UNSUPPORTED: &[&str] = &[
-    "delegate_to", "local_action", "with_dict", "with_fileglob", "with_sequence",
-    "with_together", "with_nested", "with_subelements", "throttle", "delegate_facts",
-    "debugger", "module_defaults", "run_once", "connection",
+    "delegate_to",
+    "local_action",
+    "with_dict",
+    "with_fileglob",
+    "with_sequence",
+    "with_together",
+    "with_nested",
+    "with_subelements",
+    "throttle",
+    "delegate_facts",
+    "debugger",
+    "module_defaults",
+    "run_once",
+    "connection",
 ];
 
 /// Loads a list of tasks from a `tasks:`-like section.
-pub fn load_list(node: Option<&Node>, base: &Path, role: Option<&Arc<RoleScope>>) -> Result<Vec<Task>> {
+pub fn load_list(
+    node: Option<&Node>,
+    base: &Path,
+    role: Option<&Arc<RoleScope>>,
+) -> Result<Vec<Task>> {
     let Some(node) = node else { return Ok(Vec::new()) };
     if node.is_null() {
         return Ok(Vec::new());
     }
     let items = node.as_seq().ok_or_else(|| {
-        Error::invalid(&node.mark, format!("expected a list of tasks, found a {}", node.type_name()))
+        Error::invalid(
+            &node.mark,
+            format!("expected a list of tasks, found a {}", node.type_name()),
+        )
     })?;
     items.iter().map(|item| Task::load(item, base, role)).collect()
 }
@@ -68,7 +128,10 @@ pub fn load_file(path: &Path, role: Option<&Arc<RoleScope>>) -> Result<Vec<Task>
 impl Task {
     fn load(node: &Node, base: &Path, role: Option<&Arc<RoleScope>>) -> Result<Task> {
         let entries = node.as_map().ok_or_else(|| {
-            Error::invalid(&node.mark, format!("a task must be a mapping, found a {}", node.type_name()))
+            Error::invalid(
+                &node.mark,
+                format!("a task must be a mapping, found a {}", node.type_name()),
+            )
         })?;
         let mut keywords = Map::new();
         let mut module: Option<(&str, &Node)> = None;
@@ -85,19 +148,26 @@ impl Task {
             if let Some((first, _)) = module {
                 return Err(Error::invalid(
                     &value.mark,
-                    format!("conflicting action statements: `{first}` and `{key}`; a task calls one module"),
+                    format!(
+                        "conflicting action statements: `{first}` and `{key}`; a task calls one module"
+                    ),
                 ));
             }
             module = Some((key, value));
         }
-        if let Some(with_items) = keywords.remove("with_items").or_else(|| keywords.remove("with_list")) {
+        if let Some(with_items) =
+            keywords.remove("with_items").or_else(|| keywords.remove("with_list"))
+        {
             keywords.insert("loop".to_string(), with_items);
         }
         let name = keywords.remove("name").map(|value| display_string(&value));
 
         if let Some(block) = node.get("block") {
             if let Some((key, value)) = module {
-                return Err(Error::invalid(&value.mark, format!("a block cannot also call the module `{key}`")));
+                return Err(Error::invalid(
+                    &value.mark,
+                    format!("a block cannot also call the module `{key}`"),
+                ));
             }
             let body = TaskBody::Block {
                 block: load_list(Some(block), base, role)?,
@@ -117,10 +187,16 @@ impl Task {
                 action_form(action)?
             }
             (Some(_), Some(action)) => {
-                return Err(Error::invalid(&action.mark, "a task cannot have both `action:` and a module key"));
+                return Err(Error::invalid(
+                    &action.mark,
+                    "a task cannot have both `action:` and a module key",
+                ));
             }
             (None, None) => {
-                return Err(Error::invalid(&node.mark, "this task calls no module; expected a module name such as `command:` or `copy:`"));
+                return Err(Error::invalid(
+                    &node.mark,
+                    "this task calls no module; expected a module name such as `command:` or `copy:`",
+                ));
             }
         };
         // Errors about the task point at the task, as Ansible's origins do.
@@ -140,8 +216,15 @@ impl Task {
                 args.entry(key).or_insert(value);
             }
         }
-        modules::check_parameters(module, &args).map_err(|message| Error::invalid(&mark, message))?;
-        Ok(Task { name, mark: node.mark.clone(), body: TaskBody::Module { module, args }, keywords, role: role.cloned() })
+        modules::check_parameters(module, &args)
+            .map_err(|message| Error::invalid(&mark, message))?;
+        Ok(Task {
+            name,
+            mark: node.mark.clone(),
+            body: TaskBody::Module { module, args },
+            keywords,
+            role: role.cloned(),
+        })
     }
 
     /// The name shown in the TASK banner: `role : name`, or the module when unnamed.
@@ -168,7 +251,10 @@ fn action_form(action: &Node) -> Result<(String, Option<&Node>)> {
         Some(text) => {
             let (name, _) = text.split_once(' ').unwrap_or((text, ""));
             Err(Error::NotSupported {
-                what: format!("{}: `action: {name} ...` in free form; write `{name}:` with arguments", action.mark.location()),
+                what: format!(
+                    "{}: `action: {name} ...` in free form; write `{name}:` with arguments",
+                    action.mark.location()
+                ),
             })
         }
         None => {
@@ -198,7 +284,9 @@ fn static_include(
         _ => return Err(Error::invalid(mark, format!("{short} expects a file name"))),
     };
     if file.contains("{{") {
-        return Err(Error::NotSupported { what: format!("{}: {short} with a templated file name", mark.location()) });
+        return Err(Error::NotSupported {
+            what: format!("{}: {short} with a templated file name", mark.location()),
+        });
     }
     let path = base.join(&file);
     if !path.is_file() {
@@ -223,8 +311,13 @@ fn module_args(module: &str, node: Option<&Node>, mark: &Mark) -> Result<Map<Str
             }
             Ok(map)
         }
-        Value::String(text) => free_form(module, &text).map_err(|message| Error::invalid(mark, message)),
-        _ => Err(Error::invalid(mark, format!("arguments of `{module}` must be a mapping or a `key=value` string"))),
+        Value::String(text) => {
+            free_form(module, &text).map_err(|message| Error::invalid(mark, message))
+        }
+        _ => Err(Error::invalid(
+            mark,
+            format!("arguments of `{module}` must be a mapping or a `key=value` string"),
+        )),
     }
 }
 
@@ -242,7 +335,11 @@ pub fn free_form(module: &str, text: &str) -> Result<Map<String, Value>, String>
                 args.insert(key.to_string(), Value::String(unquote(value)));
             }
             _ if command_like => raw.push(word),
-            _ => return Err(format!("`{word}` is not `key=value`; `{module}` takes no free-form text")),
+            _ => {
+                return Err(format!(
+                    "`{word}` is not `key=value`; `{module}` takes no free-form text"
+                ));
+            }
         }
     }
     if command_like && !raw.is_empty() {

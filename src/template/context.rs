@@ -51,7 +51,9 @@ impl Context {
             return Some(Ok(raw.clone()));
         }
         if !self.lock().resolving.insert(name.to_string()) {
-            return Some(Err(format!("recursive loop detected in template: `{name}` refers to itself")));
+            return Some(Err(format!(
+                "recursive loop detected in template: `{name}` refers to itself"
+            )));
         }
         let result = self.templar.render_value(raw, self).map_err(|error| error.to_string());
         self.lock().resolving.remove(name);
@@ -79,7 +81,8 @@ impl Object for Context {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let keys: Vec<JinjaValue> = self.vars.keys().map(|key| JinjaValue::from(key.as_str())).collect();
+        let keys: Vec<JinjaValue> =
+            self.vars.keys().map(|key| JinjaValue::from(key.as_str())).collect();
         Enumerator::Values(keys)
     }
 }

@@ -43,7 +43,9 @@ pub fn register(environment: &mut Environment<'static>) {
     for name in ["skipped", "skip"] {
         environment.add_test(name, |result: Value| flag(&result, "skipped"));
     }
-    environment.add_test("match", |text: &str, pattern: &str| regex_test(text, &format!("^(?:{pattern})")));
+    environment.add_test("match", |text: &str, pattern: &str| {
+        regex_test(text, &format!("^(?:{pattern})"))
+    });
     environment.add_test("search", |text: &str, pattern: &str| regex_test(text, pattern));
     environment.add_test("regex", |text: &str, pattern: &str| regex_test(text, pattern));
     environment.add_test("version", version_test);
@@ -60,7 +62,10 @@ fn invalid(message: impl Into<String>) -> Error {
 
 fn default(value: Value, other: Option<Value>, lax: Option<bool>) -> Value {
     let other = other.unwrap_or_else(|| Value::from(""));
-    if value.is_undefined() || value.is_none() && lax.unwrap_or(false) || lax.unwrap_or(false) && !value.is_true() {
+    if value.is_undefined()
+        || value.is_none() && lax.unwrap_or(false)
+        || lax.unwrap_or(false) && !value.is_true()
+    {
         other
     } else {
         value
@@ -70,7 +75,10 @@ fn default(value: Value, other: Option<Value>, lax: Option<bool>) -> Value {
 /// Ansible's `bool`: yes/on/1/true (any case) are true.
 fn to_bool(value: Value) -> bool {
     match value.as_str() {
-        Some(text) => matches!(text.trim().to_ascii_lowercase().as_str(), "yes" | "on" | "1" | "true" | "y" | "t"),
+        Some(text) => matches!(
+            text.trim().to_ascii_lowercase().as_str(),
+            "yes" | "on" | "1" | "true" | "y" | "t"
+        ),
         None => value.is_true(),
     }
 }
@@ -122,7 +130,12 @@ fn python_replacement(replacement: &str) -> String {
     out
 }
 
-fn regex_replace(text: &str, pattern: &str, replacement: Option<&str>, kwargs: Kwargs) -> Result<String, Error> {
+fn regex_replace(
+    text: &str,
+    pattern: &str,
+    replacement: Option<&str>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
     let ignorecase: bool = kwargs.get::<Option<bool>>("ignorecase")?.unwrap_or(false);
     let regex = compile(pattern, ignorecase)?;
     Ok(regex.replace_all(text, python_replacement(replacement.unwrap_or(""))).into_owned())
@@ -219,8 +232,10 @@ fn combine(value: Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, E
 }
 
 fn dict2items(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
-    let key_name: String = kwargs.get::<Option<String>>("key_name")?.unwrap_or_else(|| "key".into());
-    let value_name: String = kwargs.get::<Option<String>>("value_name")?.unwrap_or_else(|| "value".into());
+    let key_name: String =
+        kwargs.get::<Option<String>>("key_name")?.unwrap_or_else(|| "key".into());
+    let value_name: String =
+        kwargs.get::<Option<String>>("value_name")?.unwrap_or_else(|| "value".into());
     let serde_json::Value::Object(map) = json_of(&value)? else {
         return Err(invalid("dict2items expects a mapping"));
     };
@@ -233,7 +248,10 @@ fn dict2items(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
 
 fn mandatory(value: Value, message: Option<String>) -> Result<Value, Error> {
     if value.is_undefined() {
-        return Err(Error::new(ErrorKind::UndefinedError, message.unwrap_or_else(|| "Mandatory variable not defined.".into())));
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            message.unwrap_or_else(|| "Mandatory variable not defined.".into()),
+        ));
     }
     Ok(value)
 }
@@ -250,7 +268,10 @@ fn hash(text: &str, algorithm: Option<&str>) -> Result<String, Error> {
     match algorithm.unwrap_or("sha1") {
         "sha256" => Ok(hex::encode(sha2::Sha256::digest(text.as_bytes()))),
         "sha512" => Ok(hex::encode(sha2::Sha512::digest(text.as_bytes()))),
-        other => Err(Error::new(ErrorKind::InvalidOperation, format!("not supported yet: hash('{other}'); use sha256 or sha512"))),
+        other => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("not supported yet: hash('{other}'); use sha256 or sha512"),
+        )),
     }
 }
 
@@ -316,7 +337,12 @@ fn version_parts(text: &str) -> Vec<u64> {
 }
 
 /// `'1.10' is version('1.9', '>')`, comparing numerically part by part.
-fn version_test(_: &State, value: Value, other: &str, operator: Option<&str>) -> Result<bool, Error> {
+fn version_test(
+    _: &State,
+    value: Value,
+    other: &str,
+    operator: Option<&str>,
+) -> Result<bool, Error> {
     let (left, right) = (version_parts(&value.to_string()), version_parts(other));
     let length = left.len().max(right.len());
     let pad = |mut parts: Vec<u64>| {

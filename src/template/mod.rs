@@ -39,9 +39,11 @@ impl Templar {
     pub fn render_value(&self, value: &Value, context: &Arc<Context>) -> Result<Value> {
         match value {
             Value::String(text) => self.render_string(text, context),
-            Value::Array(items) => {
-                items.iter().map(|item| self.render_value(item, context)).collect::<Result<_>>().map(Value::Array)
-            }
+            Value::Array(items) => items
+                .iter()
+                .map(|item| self.render_value(item, context))
+                .collect::<Result<_>>()
+                .map(Value::Array),
             Value::Object(map) => {
                 let mut rendered = serde_json::Map::new();
                 for (key, item) in map {
@@ -62,11 +64,11 @@ impl Templar {
         if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
             return Ok(Value::String(text.to_string()));
         }
-        if let Some(expression) = lone_expression(text) {
-            if let Ok(compiled) = self.inline.compile_expression(expression) {
-                let value = compiled.eval(JinjaValue::from_dyn_object(context.clone()));
-                return self.finish_expression(value, expression, context);
-            }
+        if let Some(expression) = lone_expression(text)
+            && let Ok(compiled) = self.inline.compile_expression(expression)
+        {
+            let value = compiled.eval(JinjaValue::from_dyn_object(context.clone()));
+            return self.finish_expression(value, expression, context);
         }
         self.inline
             .render_str(text, JinjaValue::from_dyn_object(context.clone()))
@@ -78,17 +80,18 @@ impl Templar {
     pub fn condition(&self, expression: &str, context: &Arc<Context>) -> Result<bool> {
         let expression = expression.trim();
         let inner = lone_expression(expression).unwrap_or(expression);
-        let compiled = self
-            .inline
-            .compile_expression(inner)
-            .map_err(|error| Error::template(format!("in the condition `{expression}`: {}", error_text(&error))))?;
+        let compiled = self.inline.compile_expression(inner).map_err(|error| {
+            Error::template(format!("in the condition `{expression}`: {}", error_text(&error)))
+        })?;
         let value = compiled
             .eval(JinjaValue::from_dyn_object(context.clone()))
             .map_err(|error| describe(error, expression, context))?;
         if value.is_undefined() {
             let (_, missing) = context.take_failure();
             let name = missing.unwrap_or_else(|| inner.to_string());
-            return Err(Error::template(format!("the conditional check '{expression}' failed: '{name}' is undefined")));
+            return Err(Error::template(format!(
+                "the conditional check '{expression}' failed: '{name}' is undefined"
+            )));
         }
         Ok(value.is_true())
     }
@@ -110,11 +113,15 @@ impl Templar {
         if value.is_undefined() {
             let (failure, missing) = context.take_failure();
             let message = failure.unwrap_or_else(|| {
-                format!("'{}' is undefined", missing.unwrap_or_else(|| expression.trim().to_string()))
+                format!(
+                    "'{}' is undefined",
+                    missing.unwrap_or_else(|| expression.trim().to_string())
+                )
             });
             return Err(Error::template(message));
         }
-        serde_json::to_value(&value).map_err(|error| Error::template(format!("in `{expression}`: {error}")))
+        serde_json::to_value(&value)
+            .map_err(|error| Error::template(format!("in `{expression}`: {error}")))
     }
 }
 
@@ -145,7 +152,9 @@ pub fn has_template(value: &Value) -> bool {
     match value {
         Value::String(text) => text.contains("{{") || text.contains("{%") || text.contains("{#"),
         Value::Array(items) => items.iter().any(has_template),
-        Value::Object(map) => map.iter().any(|(key, item)| key.contains("{{") || has_template(item)),
+        Value::Object(map) => {
+            map.iter().any(|(key, item)| key.contains("{{") || has_template(item))
+        }
         _ => false,
     }
 }
@@ -163,10 +172,10 @@ fn describe(error: minijinja::Error, text: &str, context: &Arc<Context>) -> Erro
     if let Some(failure) = failure {
         return Error::template(failure);
     }
-    if error.kind() == ErrorKind::UndefinedError {
-        if let Some(name) = missing {
-            return Error::template(format!("'{name}' is undefined"));
-        }
+    if error.kind() == ErrorKind::UndefinedError
+        && let Some(name) = missing
+    {
+        return Error::template(format!("'{name}' is undefined"));
     }
     Error::template(format!("{} (in `{text}`)", error_text(&error)))
 }
@@ -184,9 +193,14 @@ mod tests {
     #[test]
     fn lone_expression_keeps_type_and_vars_resolve_lazily() {
         let templar = Templar::new();
-        let vars = context(json!({"arch": "{{ map[machine] }}", "map": {"x86_64": "amd64"}, "machine": "x86_64", "ports": [1, 2]}));
+        let vars = context(
+            json!({"arch": "{{ map[machine] }}", "map": {"x86_64": "amd64"}, "machine": "x86_64", "ports": [1, 2]}),
+        );
         assert_eq!(templar.render_string("{{ ports }}", &vars).unwrap(), json!([1, 2]));
-        assert_eq!(templar.render_string("linux-{{ arch }}.tar.gz", &vars).unwrap(), json!("linux-amd64.tar.gz"));
+        assert_eq!(
+            templar.render_string("linux-{{ arch }}.tar.gz", &vars).unwrap(),
+            json!("linux-amd64.tar.gz")
+        );
     }
 
     #[test]

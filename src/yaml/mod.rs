@@ -92,7 +92,13 @@ pub fn load_file(path: &Path) -> Result<Node> {
 /// Parses YAML text that came from `path` (used for messages only).
 pub fn load_str(path: &Path, text: String) -> Result<Node> {
     let source = Arc::new(Source { path: path.to_path_buf(), text });
-    let mut builder = Builder { source: source.clone(), stack: Vec::new(), anchors: HashMap::new(), root: None, error: None };
+    let mut builder = Builder {
+        source: source.clone(),
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        root: None,
+        error: None,
+    };
     let mut parser = Parser::new_from_str(&source.text);
     parser.load(&mut builder, false).map_err(|error| Error::YamlSyntax {
         mark: mark_at(&source, error.marker()),
@@ -112,8 +118,18 @@ fn mark_at(source: &Arc<Source>, marker: &Marker) -> Mark {
 }
 
 enum Open {
-    Seq { anchor: usize, mark: Mark, items: Vec<Node> },
-    Map { anchor: usize, mark: Mark, entries: Vec<(String, Node)>, key: Option<Node>, first_key: Option<Mark> },
+    Seq {
+        anchor: usize,
+        mark: Mark,
+        items: Vec<Node>,
+    },
+    Map {
+        anchor: usize,
+        mark: Mark,
+        entries: Vec<(String, Node)>,
+        key: Option<Node>,
+        first_key: Option<Mark>,
+    },
 }
 
 struct Builder {
@@ -141,7 +157,13 @@ impl MarkedEventReceiver for Builder {
                 Ok(())
             }
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Open::Map { anchor, mark, entries: Vec::new(), key: None, first_key: None });
+                self.stack.push(Open::Map {
+                    anchor,
+                    mark,
+                    entries: Vec::new(),
+                    key: None,
+                    first_key: None,
+                });
                 Ok(())
             }
             Event::SequenceEnd | Event::MappingEnd => self.close(),
@@ -176,7 +198,9 @@ impl Builder {
 
     fn close(&mut self) -> Result<()> {
         let (anchor, node) = match self.stack.pop() {
-            Some(Open::Seq { anchor, mark, items }) => (anchor, Node { kind: Kind::Seq(items), mark }),
+            Some(Open::Seq { anchor, mark, items }) => {
+                (anchor, Node { kind: Kind::Seq(items), mark })
+            }
             // A mapping is reported where its first key starts, as Ansible's origins do.
             Some(Open::Map { anchor, mark, entries, first_key, .. }) => {
                 (anchor, Node { kind: Kind::Map(entries), mark: first_key.unwrap_or(mark) })

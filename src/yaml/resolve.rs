@@ -31,18 +31,20 @@ pub fn plain(text: &str) -> Value {
         _ => {}
     }
     if BOOL.is_match(text) {
-        return Value::Bool(matches!(text.chars().next(), Some('y' | 'Y' | 't' | 'T'))
-            || text.eq_ignore_ascii_case("on"));
+        return Value::Bool(
+            matches!(text.chars().next(), Some('y' | 'Y' | 't' | 'T'))
+                || text.eq_ignore_ascii_case("on"),
+        );
     }
-    if INT.is_match(text) {
-        if let Some(number) = parse_int(text) {
-            return Value::Number(number.into());
-        }
+    if INT.is_match(text)
+        && let Some(number) = parse_int(text)
+    {
+        return Value::Number(number.into());
     }
-    if FLOAT.is_match(text) {
-        if let Some(number) = parse_float(text).and_then(Number::from_f64) {
-            return Value::Number(number);
-        }
+    if FLOAT.is_match(text)
+        && let Some(number) = parse_float(text).and_then(Number::from_f64)
+    {
+        return Value::Number(number);
     }
     Value::String(text.to_string())
 }

@@ -20,7 +20,8 @@ impl Sshd {
         let path = dir.path();
         keygen(&path.join("host_key"));
         keygen(&path.join("client_key"));
-        std::fs::copy(path.join("client_key.pub"), path.join("authorized_keys")).expect("authorized_keys");
+        std::fs::copy(path.join("client_key.pub"), path.join("authorized_keys"))
+            .expect("authorized_keys");
         std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
         let port = free_port();
         let config = format!(
@@ -39,7 +40,10 @@ impl Sshd {
             .expect("start /usr/sbin/sshd (is openssh-server installed?)");
         wait_for_port(port);
         let host_key = std::fs::read_to_string(path.join("host_key.pub")).expect("host key");
-        let line = format!("[127.0.0.1]:{port} {}", host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
+        let line = format!(
+            "[127.0.0.1]:{port} {}",
+            host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+        );
         std::fs::write(path.join("known_hosts"), line + "\n").expect("known_hosts");
         Sshd { port, dir, child }
     }
@@ -71,7 +75,11 @@ impl Drop for Sshd {
 }
 
 fn keygen(path: &Path) {
-    let status = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path).status().expect("ssh-keygen");
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen");
     assert!(status.success(), "ssh-keygen failed");
 }
 
@@ -97,28 +105,50 @@ pub struct Run {
 
 impl Run {
     pub fn success(&self) -> &Run {
-        assert_eq!(self.code, 0, "expected success\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn stdout_has(&self, text: &str) -> &Run {
-        assert!(self.stdout.contains(text), "stdout lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert!(
+            self.stdout.contains(text),
+            "stdout lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
     pub fn stderr_has(&self, text: &str) -> &Run {
-        assert!(self.stderr.contains(text), "stderr lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
     /// The recap line of one host.
     pub fn recap(&self, host: &str) -> String {
-        self.stdout.lines().find(|line| line.starts_with(&format!("{host} ")) && line.contains(" : ok=")).unwrap_or_else(|| panic!("no recap for {host}\n{}", self.stdout)).to_string()
+        self.stdout
+            .lines()
+            .find(|line| line.starts_with(&format!("{host} ")) && line.contains(" : ok="))
+            .unwrap_or_else(|| panic!("no recap for {host}\n{}", self.stdout))
+            .to_string()
     }
 }
 
@@ -159,13 +189,28 @@ impl Test {
     /// `ansible-playbook <arguments>`, the oracle.
     pub fn ansible(&self) -> Run {
         let mut command = Command::new("ansible-playbook");
-        command.args(&self.arguments).env("ANSIBLE_NOCOLOR", "1").env("ANSIBLE_RETRY_FILES_ENABLED", "0").env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3").env("ANSIBLE_LOCALHOST_WARNING", "0");
+        command
+            .args(&self.arguments)
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+            .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3")
+            .env("ANSIBLE_LOCALHOST_WARNING", "0");
         self.execute(command)
     }
 
     fn execute(&self, mut command: Command) -> Run {
-        let output = command.current_dir(self.dir.path()).env_remove("ANSIBLE_HOST_KEY_CHECKING").env("NO_COLOR", "1").stdin(Stdio::null()).output().expect("run");
-        Run { code: output.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&output.stdout).into_owned(), stderr: String::from_utf8_lossy(&output.stderr).into_owned() }
+        let output = command
+            .current_dir(self.dir.path())
+            .env_remove("ANSIBLE_HOST_KEY_CHECKING")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 }
 
@@ -173,6 +218,15 @@ impl Test {
 pub fn normalize(text: &str, dir: &Path) -> String {
     let times = regex::Regex::new(r#""(delta|end|start)": "[^"]*""#).expect("regex");
     let text = times.replace_all(text, r#""$1": "<time>""#);
-    let text = text.replace(&std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf()).display().to_string(), "<dir>");
-    text.lines().filter(|line| !line.starts_with("[WARNING]: Host '") && !line.contains("discovered Python interpreter")).collect::<Vec<_>>().join("\n")
+    let text = text.replace(
+        &std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf()).display().to_string(),
+        "<dir>",
+    );
+    text.lines()
+        .filter(|line| {
+            !line.starts_with("[WARNING]: Host '")
+                && !line.contains("discovered Python interpreter")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
