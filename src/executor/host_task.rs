@@ -325,67 +325,56 @@ impl Step<'_> {
 
         let mut outcome = modules::run(self.module, &mut call).await;
         if let Some(until) = self.task.keywords.get("until") {
-            outcome = self.retry(until, outcome, &mut call, &context).await;
+            let host = state.name.clone();
+            outcome = self.retry(&host, until, outcome, &mut call, &context, report).await;
         }
         self.interpret(state, outcome, &context, report, item)
     }
 
-    /// `until:` with `retries` and `delay`: run again until the condition holds.
+    /// `until:` with `retries` (default 3) and `delay` (default 5 s): the first run plus up to
+    /// `retries` more, until the condition holds. Exhausted, the last result fails with
+    /// `attempts` set to `retries`, as ansible-core reports it.
     async fn retry(
         &self,
+        host: &str,
         until: &Value,
         mut outcome: modules::Outcome,
         call: &mut Call<'_>,
         context: &Arc<Context>,
+        report: &mut Report,
     ) -> modules::Outcome {
-        let retries = self
-            .task
-            .keywords
-            .get("retries")
-            .map(display_string)
-            .and_then(|r| r.parse::<u32>().ok())
-            .unwrap_or(3);
-        let delay = self
-            .task
-            .keywords
-            .get("delay")
-            .map(display_string)
-            .and_then(|d| d.parse::<u64>().ok())
-            .unwrap_or(5);
-        for attempt in 1..=retries.max(1) {
-            let result = match &outcome {
-                Ok(map) | Err(Failure::Failed(map)) => map.clone(),
-                Err(Failure::Unreachable(_)) => return outcome,
+        let keyword_number = |name: &str| {
+            self.task.keywords.get(name).map(display_string).and_then(|v| v.parse::<u64>().ok())
+        };
+        let total = keyword_number("retries").unwrap_or(3) + 1;
+        let delay = keyword_number("delay").unwrap_or(5);
+        for attempt in 1..=total {
+            let mut result = match outcome {
+                Ok(map) | Err(Failure::Failed(map)) => map,
+                Err(unreachable) => return Err(unreachable),
             };
+            result.insert("attempts".into(), Value::from(attempt));
             let mut vars = context.raw().clone();
             if let Some(name) = self.task.keywords.get("register").map(display_string) {
                 vars.insert(name, Value::Object(result.clone()));
             }
             let check = Context::new(vars, self.shared.templar.clone());
             if self.shared.templar.condition(&display_string(until), &check).unwrap_or(false) {
-                return outcome.map(|mut map| {
-                    map.insert("attempts".into(), Value::from(attempt));
-                    map
-                });
+                return Ok(result);
             }
-            if attempt == retries.max(1) {
-                break;
+            if attempt == total {
+                result.insert("attempts".into(), Value::from(total - 1));
+                return Err(Failure::Failed(result));
             }
+            report.lines.push(format!(
+                "FAILED - RETRYING: [{host}]: {} ({} retries left).",
+                self.task.display_name(),
+                total - attempt
+            ));
             tokio::time::sleep(std::time::Duration::from_secs(delay)).await;
             outcome = modules::run(self.module, call).await;
         }
-        let mut map = match outcome {
-            Ok(map) | Err(Failure::Failed(map)) => map,
-            Err(unreachable) => return Err(unreachable),
-        };
-        map.insert("attempts".into(), Value::from(retries));
-        map.insert(
-            "msg".into(),
-            Value::from(format!(
-                "Task failed: retries ({retries}) exhausted without the until condition being met"
-            )),
-        );
-        Err(Failure::Failed(map))
+        outcome
     }
 
     fn search_paths(&self) -> Vec<std::path::PathBuf> {
@@ -490,6 +479,10 @@ impl Step<'_> {
                     }
                 }
                 failed = verdict;
+                result.insert("failed_when_result".into(), Value::Bool(verdict));
+                if verdict {
+                    result.insert("_bramble_failed_when".into(), Value::Bool(true));
+                }
                 if !verdict {
                     result
                         .remove("msg")
@@ -557,10 +550,17 @@ impl Step<'_> {
             result.insert("failed".into(), Value::Bool(true));
         }
         let message = result.get("msg").map(display_string).unwrap_or_default();
-        let kind =
-            if CONTROLLER_ONLY.contains(&self.module) { "Action failed" } else { "Module failed" };
-        let headline =
-            if unreachable { message.clone() } else { format!("Task failed: {kind}: {message}") };
+        let by_condition = result.remove("_bramble_failed_when").is_some();
+        let kind = if CONTROLLER_ONLY.contains(&self.module) || by_condition {
+            "Action failed"
+        } else {
+            "Module failed"
+        };
+        let headline = match (unreachable, message.is_empty()) {
+            (true, _) => message.clone(),
+            (false, true) => format!("Task failed: {kind}."),
+            (false, false) => format!("Task failed: {kind}: {message}"),
+        };
         report.lines.push(crate::output::error_block(&headline, &self.task.mark));
         let ignored = !unreachable && self.ignore_errors(state);
         let status = if unreachable {

@@ -122,8 +122,8 @@ pub async fn run(options: Options) -> Result<i32> {
         }
     }
     if options.syntax_check {
-        for playbook in &playbooks {
-            println!("\nplaybook: {}", playbook.path.display());
+        for path in &options.playbooks {
+            println!("\nplaybook: {}", path.display());
         }
         return Ok(exit::OK);
     }
@@ -152,13 +152,16 @@ pub async fn run(options: Options) -> Result<i32> {
         options,
     };
     let mut runner = Runner { shared: &shared, hosts: BTreeMap::new(), stats: BTreeMap::new() };
-    for playbook in &playbooks {
+    for (playbook, path) in playbooks.iter().zip(&shared.options.playbooks) {
         if shared.options.list_hosts || shared.options.list_tasks {
-            runner.list(playbook)?;
+            runner.list(playbook, path)?;
             continue;
         }
         for play in &playbook.plays {
-            runner.run_play(play).await?;
+            // A play whose every host failed ends its playbook, as in ansible-core.
+            if runner.run_play(play).await? == PlayEnd::AllFailed {
+                break;
+            }
         }
     }
     if shared.options.list_hosts || shared.options.list_tasks {
@@ -266,6 +269,18 @@ fn collect_tasks<'a>(list: &'a [Task], out: &mut Vec<&'a Task>) {
     }
 }
 
+/// The names a handler answers to: its name, `role : name`, and its `listen` topics.
+fn handler_names(handler: &Task) -> Vec<String> {
+    let mut names: Vec<String> = handler.name.iter().cloned().collect();
+    if let (Some(role), Some(name)) = (&handler.role, &handler.name) {
+        names.push(format!("{} : {name}", role.name));
+    }
+    if let Some(listen) = handler.keywords.get("listen") {
+        names.extend(string_list(listen));
+    }
+    names
+}
+
 pub fn string_list(value: &Value) -> Vec<String> {
     match value {
         Value::Array(items) => items.iter().map(crate::playbook::display_string).collect(),
@@ -280,6 +295,13 @@ pub struct Inherited {
     pub when: Vec<Value>,
     pub vars: Vec<Map<String, Value>>,
     pub keywords: Map<String, Value>,
+}
+
+/// How a play ended, for the playbook loop.
+#[derive(PartialEq)]
+enum PlayEnd {
+    Finished,
+    AllFailed,
 }
 
 struct Runner<'s> {
@@ -305,8 +327,8 @@ impl<'s> Runner<'s> {
         Ok(hosts)
     }
 
-    fn list(&self, playbook: &Playbook) -> Result<()> {
-        println!("\nplaybook: {}", playbook.path.display());
+    fn list(&self, playbook: &Playbook, path: &std::path::Path) -> Result<()> {
+        println!("\nplaybook: {}", path.display());
         for (index, play) in playbook.plays.iter().enumerate() {
             let hosts = self.play_hosts(play)?;
             let name = play.name.clone().unwrap_or_else(|| play.hosts.clone());
@@ -331,7 +353,7 @@ impl<'s> Runner<'s> {
         Ok(())
     }
 
-    async fn run_play(&mut self, play: &Play) -> Result<()> {
+    async fn run_play(&mut self, play: &Play) -> Result<PlayEnd> {
         let display = &self.shared.display;
         let title = play.name.clone().unwrap_or_else(|| play.hosts.clone());
         display.banner(&format!("PLAY [{title}]"));
@@ -344,7 +366,7 @@ impl<'s> Runner<'s> {
             all_hosts.iter().filter(|h| self.hosts[*h].active()).cloned().collect();
         if hosts.is_empty() {
             display.print("skipping: no hosts matched");
-            return Ok(());
+            return Ok(PlayEnd::Finished);
         }
         let mut scope = PlayScope {
             name: title,
@@ -376,7 +398,8 @@ impl<'s> Runner<'s> {
                 break;
             }
         }
-        Ok(())
+        let all_failed = hosts.iter().all(|h| self.hosts[h].failed || self.hosts[h].unreachable);
+        Ok(if all_failed { PlayEnd::AllFailed } else { PlayEnd::Finished })
     }
 
     fn load_vars_files(&self, play: &Play, scope: &mut PlayScope) -> Result<()> {
@@ -442,14 +465,12 @@ impl<'s> Runner<'s> {
                     .cloned()
                     .collect();
                 if hosts.is_empty() {
-                    if !self.any_active(scope) {
-                        self.shared.display.banner("NO MORE HOSTS LEFT");
-                    }
                     return;
                 }
                 match &task.body {
                     TaskBody::Module { module: "meta", args } => {
-                        self.meta(task, args, scope, &hosts).await
+                        self.shared.display.banner(&format!("TASK [{}]", task.display_name()));
+                        self.meta(args, scope, &hosts).await
                     }
                     TaskBody::Module { .. } => {
                         self.shared.display.banner(&format!("TASK [{}]", task.display_name()));
@@ -552,20 +573,15 @@ impl<'s> Runner<'s> {
 
     async fn flush_handlers(&mut self, scope: &mut PlayScope) {
         let handlers = scope.handlers.clone();
-        for handler in &handlers {
-            let mut names: Vec<String> = handler.name.iter().cloned().collect();
-            if let (Some(role), Some(name)) = (&handler.role, &handler.name) {
-                names.push(format!("{} : {name}", role.name));
-            }
-            if let Some(listen) = handler.keywords.get("listen") {
-                names.extend(string_list(listen));
-            }
+        let names: Vec<Vec<String>> = handlers.iter().map(handler_names).collect();
+        for (index, handler) in handlers.iter().enumerate() {
+            let own = &names[index];
             let hosts: Vec<String> = scope
                 .all_hosts
                 .iter()
                 .filter(|h| {
                     let state = &self.hosts[*h];
-                    state.active() && state.notified.iter().any(|n| names.contains(n))
+                    state.active() && state.notified.iter().any(|n| own.contains(n))
                 })
                 .cloned()
                 .collect();
@@ -574,21 +590,17 @@ impl<'s> Runner<'s> {
             }
             self.shared.display.banner(&format!("RUNNING HANDLER [{}]", handler.display_name()));
             self.run_task(handler, scope, &Inherited::default(), &hosts, true).await;
+            // A `listen` topic shared with a later handler stays pending until that one runs.
+            let later: Vec<&String> = names[index + 1..].iter().flatten().collect();
             for host in &hosts {
                 if let Some(state) = self.hosts.get_mut(host) {
-                    state.notified.retain(|n| !names.contains(n));
+                    state.notified.retain(|n| !own.contains(n) || later.contains(&n));
                 }
             }
         }
     }
 
-    async fn meta(
-        &mut self,
-        task: &Task,
-        args: &Map<String, Value>,
-        scope: &mut PlayScope,
-        hosts: &[String],
-    ) {
+    async fn meta(&mut self, args: &Map<String, Value>, scope: &mut PlayScope, hosts: &[String]) {
         let action =
             args.get("_raw_params").map(crate::playbook::display_string).unwrap_or_default();
         match action.as_str() {
@@ -609,7 +621,6 @@ impl<'s> Runner<'s> {
                 }
             }
             other => {
-                self.shared.display.banner(&format!("TASK [{}]", task.display_name()));
                 for host in hosts {
                     let message = format!("not supported yet: meta: {other}");
                     self.shared.display.print(&format!(

@@ -35,22 +35,10 @@ pub fn set_fact(call: &mut Call<'_>) -> Outcome {
                 "The variable name '{key}' is not valid. Variables must start with a letter or underscore character, and contain only letters, numbers and underscores."
             )));
         }
-        facts.insert(key.clone(), set_fact_value(value));
+        facts.insert(key.clone(), value.clone());
     }
     let _ = cacheable;
     Ok(result([("changed", Value::Bool(false)), ("ansible_facts", Value::Object(facts))]))
-}
-
-/// Ansible turns a string that reads as a boolean into one when set_fact stores it.
-fn set_fact_value(value: &Value) -> Value {
-    match value {
-        Value::String(text) => match text.to_ascii_lowercase().as_str() {
-            "yes" | "true" | "on" => Value::Bool(true),
-            "no" | "false" | "off" => Value::Bool(false),
-            _ => value.clone(),
-        },
-        other => other.clone(),
-    }
 }
 
 pub fn assert(call: &mut Call<'_>) -> Outcome {
@@ -73,6 +61,7 @@ pub fn assert(call: &mut Call<'_>) -> Outcome {
                 .unwrap_or_else(|| Value::from("Assertion failed"));
             let mut outcome = result([
                 ("changed", Value::Bool(false)),
+                ("_ansible_verbose_always", Value::Bool(true)),
                 ("assertion", Value::from(condition.clone())),
                 ("evaluated_to", Value::Bool(false)),
             ]);
@@ -85,7 +74,8 @@ pub fn assert(call: &mut Call<'_>) -> Outcome {
         .value(&["success_msg"])
         .cloned()
         .unwrap_or_else(|| Value::from("All assertions passed"));
-    let mut outcome = result([("changed", Value::Bool(false))]);
+    let mut outcome =
+        result([("changed", Value::Bool(false)), ("_ansible_verbose_always", Value::Bool(true))]);
     outcome.insert("msg".into(), message);
     Ok(outcome)
 }

@@ -191,7 +191,10 @@ impl Play {
             for entry in entries {
                 let role = Arc::new(Role::load(entry, base)?);
                 tasks.extend(role.tasks.iter().cloned());
-                handlers.extend(role.handlers.iter().cloned());
+                // A role listed twice runs twice, but its handlers exist once.
+                if !roles.iter().any(|r: &Arc<Role>| r.scope.path == role.scope.path) {
+                    handlers.extend(role.handlers.iter().cloned());
+                }
                 roles.push(role);
             }
         }
