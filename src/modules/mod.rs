@@ -2,12 +2,16 @@
 //! following Validate → Query → Modify, and stops after Query in check mode.
 
 mod args;
+mod blockinfile;
 mod command;
 mod control;
 mod copy;
+mod edit;
 mod file;
 mod files;
 mod get_url;
+mod lineinfile;
+mod replace;
 mod setup;
 mod stat;
 mod systemd;
@@ -381,6 +385,81 @@ const SPECS: &[Spec] = &[
         aliases: &["gather_facts"],
         params: &["gather_subset", "filter", "gather_timeout", "fact_path"],
     },
+    Spec {
+        name: "lineinfile",
+        aliases: &[],
+        params: &[
+            "path",
+            "dest",
+            "destfile",
+            "name",
+            "state",
+            "regexp",
+            "regex",
+            "search_string",
+            "line",
+            "value",
+            "insertafter",
+            "insertbefore",
+            "backrefs",
+            "create",
+            "backup",
+            "firstmatch",
+            "validate",
+            "mode",
+            "owner",
+            "group",
+            "unsafe_writes",
+        ],
+    },
+    Spec {
+        name: "blockinfile",
+        aliases: &[],
+        params: &[
+            "path",
+            "dest",
+            "destfile",
+            "name",
+            "state",
+            "marker",
+            "block",
+            "content",
+            "insertafter",
+            "insertbefore",
+            "create",
+            "backup",
+            "validate",
+            "marker_begin",
+            "marker_end",
+            "append_newline",
+            "prepend_newline",
+            "mode",
+            "owner",
+            "group",
+            "unsafe_writes",
+        ],
+    },
+    Spec {
+        name: "replace",
+        aliases: &[],
+        params: &[
+            "path",
+            "dest",
+            "destfile",
+            "name",
+            "regexp",
+            "replace",
+            "after",
+            "before",
+            "backup",
+            "validate",
+            "encoding",
+            "mode",
+            "owner",
+            "group",
+            "unsafe_writes",
+        ],
+    },
     Spec { name: "debug", aliases: &[], params: &["msg", "var", "verbosity"] },
     Spec { name: "set_fact", aliases: &[], params: &["*"] },
     Spec {
@@ -413,6 +492,9 @@ pub const NAMES: &[&str] = &[
     "stat",
     "setup",
     "gather_facts",
+    "lineinfile",
+    "blockinfile",
+    "replace",
     "debug",
     "set_fact",
     "assert",
@@ -492,6 +574,9 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         "uri" => uri::run(call).await,
         "stat" => stat::run(call).await,
         "setup" => setup::run(call).await,
+        "lineinfile" => lineinfile::run(call).await,
+        "blockinfile" => blockinfile::run(call).await,
+        "replace" => replace::run(call).await,
         "debug" => control::debug(call),
         "set_fact" => control::set_fact(call),
         "assert" => control::assert(call),

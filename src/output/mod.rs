@@ -205,6 +205,11 @@ pub fn python_repr(value: &Value) -> String {
 
 /// `-D`: a unified diff of a result's `diff` (before/after with headers).
 pub fn render_diff(diff: &Value) -> Option<String> {
+    // Editing modules return a list: the content, then the file attributes.
+    if let Value::Array(parts) = diff {
+        let texts: Vec<String> = parts.iter().filter_map(render_diff).collect();
+        return (!texts.is_empty()).then(|| texts.join("\n"));
+    }
     let before = diff.get("before")?.as_str()?;
     let after = diff.get("after")?.as_str()?;
     let before_header = diff.get("before_header").and_then(Value::as_str).unwrap_or("before");
