@@ -108,42 +108,34 @@ async fn put(
         return Err(fail(format!("validate must contain %s: {check}")));
     }
 
-    // Query: where exactly the content goes and what is there now.
+    // Query, in one round trip (two when dest is a directory): what is there now.
     let mut dest = dest.to_string();
-    let existing = files::lstat(call.remote, &dest).await?;
-    if dest.ends_with('/')
-        || existing.as_ref().is_some_and(|state| state.kind == FileKind::Directory)
-    {
+    let mut probe = files::probe(call.remote, &dest, "sha1").await?;
+    let is_directory = probe.state.as_ref().is_some_and(|state| state.kind == FileKind::Directory);
+    if dest.ends_with('/') || is_directory {
         let Some(name) = source_name else {
             return Err(fail(format!("can not use content with a dir as dest: {dest}")));
         };
         dest = format!("{}/{name}", dest.trim_end_matches('/'));
+        probe = files::probe(call.remote, &dest, "sha1").await?;
     }
     let checksum = hex::encode(Sha1::digest(content));
-    let remote_checksum = files::sha1(call.remote, &dest).await?;
-    let exists = files::lstat(call.remote, &dest).await?.is_some();
-    let differs = remote_checksum.as_deref() != Some(checksum.as_str());
+    let differs = probe.checksum.as_deref() != Some(checksum.as_str());
+    let exists = probe.state.is_some();
 
     let mut outcome = Map::new();
     if call.diff && differs {
         outcome.insert("diff".into(), diff_of(call, &dest, content, exists).await?);
     }
-    let mut changed = false;
-    if differs && (force || !exists) {
-        changed = true;
-        if !call.check_mode {
+    let (changed, after) = if differs && (force || !exists) {
+        if call.check_mode {
+            (true, probe.state)
+        } else {
             if call.args.flag(&["backup"], false)? && exists {
                 let backup = backup(call, &dest).await?;
                 outcome.insert("backup_file".into(), Value::from(backup));
             }
-            let parent = Path::new(&dest)
-                .parent()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if !parent.is_empty() && files::lstat(call.remote, &parent).await?.is_none() {
-                return Err(fail(format!("Destination directory {parent} does not exist")));
-            }
-            files::write_atomic(
+            let written = files::write_atomic(
                 call.remote,
                 &dest,
                 content,
@@ -153,26 +145,32 @@ async fn put(
                 validate.as_deref(),
             )
             .await?;
+            (true, written)
         }
-    } else if exists {
-        changed = files::apply_attributes(
+    } else if let Some(state) = &probe.state {
+        let (changed, after) = files::settle_attributes(
             call.remote,
             &dest,
+            state,
             mode.as_ref(),
             owner.as_deref(),
             group.as_deref(),
             call.check_mode,
         )
         .await?;
-    }
+        (changed, Some(after))
+    } else {
+        (false, None)
+    };
 
     outcome.insert("changed".into(), Value::Bool(changed));
     outcome.insert("dest".into(), Value::from(dest.clone()));
     outcome.insert("checksum".into(), Value::from(checksum));
-    if let Some(state) = files::lstat(call.remote, &dest).await? {
-        files::describe(&mut outcome, &state);
-    } else {
-        outcome.insert("size".into(), Value::from(content.len()));
+    match after {
+        Some(state) => files::describe(&mut outcome, &state),
+        None => {
+            outcome.insert("size".into(), Value::from(content.len()));
+        }
     }
     Ok(outcome)
 }

@@ -56,20 +56,28 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     if call.args.flag(&["recurse"], false)? && state == "directory" {
         changed |= recurse(call, &path, mode.as_ref(), owner.as_deref(), group.as_deref()).await?;
     }
-    if !(call.check_mode && changed) {
-        changed |= files::apply_attributes(
-            call.remote,
-            &path,
-            mode.as_ref(),
-            owner.as_deref(),
-            group.as_deref(),
-            call.check_mode,
-        )
-        .await?;
-    }
+    // The path's state is already known unless this task just created or replaced it.
+    let current = if changed { files::lstat(call.remote, &path).await? } else { existing };
+    let after = match current {
+        Some(state) if !(call.check_mode && changed) => {
+            let (attributes_changed, after) = files::settle_attributes(
+                call.remote,
+                &path,
+                &state,
+                mode.as_ref(),
+                owner.as_deref(),
+                group.as_deref(),
+                call.check_mode,
+            )
+            .await?;
+            changed |= attributes_changed;
+            Some(after)
+        }
+        other => other,
+    };
     let mut outcome =
         result([("changed", Value::Bool(changed)), ("path", Value::from(path.clone()))]);
-    if let Some(after) = files::lstat(call.remote, &path).await? {
+    if let Some(after) = after {
         files::describe(&mut outcome, &after);
         if state == "link" {
             outcome

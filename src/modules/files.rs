@@ -129,6 +129,65 @@ pub async fn lstat(remote: &Remote, path: &str) -> Result<Option<FileState>, Fai
     Ok(parse_stat(&output.stdout_text()))
 }
 
+/// A path's state and, for a regular file, its checksum: what most file modules need to
+/// decide, in one round trip.
+#[derive(Clone, Debug, Default)]
+pub struct Probe {
+    pub state: Option<FileState>,
+    pub checksum: Option<String>,
+}
+
+/// The command behind [`probe`]; `algorithm` is `sha1`, `sha256`, … (`<algorithm>sum` runs).
+pub fn probe_command(path: &str, algorithm: &str) -> String {
+    let quoted = quote(path);
+    format!(
+        "{}; if [ -f {quoted} ]; then printf 'checksum:'; {algorithm}sum -- {quoted} || true; fi",
+        stat_command(path)
+    )
+}
+
+/// Parses what [`probe_command`] printed.
+pub fn parse_probe(text: &str) -> Probe {
+    let (stat, checksum) = match text.find("checksum:") {
+        Some(index) => {
+            (&text[..index], text[index + "checksum:".len()..].split_whitespace().next())
+        }
+        None => (text, None),
+    };
+    Probe { state: parse_stat(stat), checksum: checksum.map(str::to_string) }
+}
+
+pub async fn probe(remote: &Remote, path: &str, algorithm: &str) -> Result<Probe, Failure> {
+    let output = remote.check(&probe_command(path, algorithm), &format!("stat {path}")).await?;
+    Ok(parse_probe(&output.stdout_text()))
+}
+
+/// Brings owner/group/mode of a path whose state is known to what was asked, in at most one
+/// round trip; returns whether anything changed and the state afterwards.
+pub async fn settle_attributes(
+    remote: &Remote,
+    path: &str,
+    state: &FileState,
+    mode: Option<&Mode>,
+    owner: Option<&str>,
+    group: Option<&str>,
+    check_mode: bool,
+) -> Result<(bool, FileState), Failure> {
+    let commands = attribute_commands(path, state, mode, owner, group);
+    if commands.is_empty() {
+        return Ok((false, state.clone()));
+    }
+    if check_mode {
+        let symbolic_only = commands.len() == 1 && matches!(mode, Some(Mode::Symbolic(_)));
+        return Ok((!symbolic_only, state.clone()));
+    }
+    let command = format!("{} && {{ {}; }}", commands.join(" && "), stat_command(path));
+    let output = remote.check(&command, &format!("setting attributes of {path}")).await?;
+    let after = parse_stat(&output.stdout_text()).unwrap_or_else(|| state.clone());
+    let changed = after.mode != state.mode || after.uid != state.uid || after.gid != state.gid;
+    Ok((changed, after))
+}
+
 /// The SHA-1 of a remote file (Ansible's `checksum`), or None when it is not a readable file.
 pub async fn sha1(remote: &Remote, path: &str) -> Result<Option<String>, Failure> {
     let path = quote(path);
@@ -216,9 +275,11 @@ pub fn atomic_write_command(
         Some(index) => dest[..index].to_string(),
         None => ".".to_string(),
     };
+    let missing = quote(&format!("Destination directory {directory} does not exist"));
     let mut script = format!(
-        "set -e; tmp=$(mktemp {}/.bramble-XXXXXXXX); trap 'rm -f -- \"$tmp\"' EXIT; cat > \"$tmp\"; ",
-        quote(&directory)
+        "set -e; [ -d {dir} ] || {{ echo {missing} >&2; exit 96; }}; tmp=$(mktemp {}/.bramble-XXXXXXXX); trap 'rm -f -- \"$tmp\"' EXIT; cat > \"$tmp\"; ",
+        quote(&directory),
+        dir = quote(&directory),
     );
     script.push_str(&format!(
         "if [ -e {dest_q} ]; then chmod \"$(stat -c %a -- {dest_q})\" \"$tmp\"; chown \"$(stat -c %u:%g -- {dest_q})\" \"$tmp\"; \
@@ -238,7 +299,7 @@ pub fn atomic_write_command(
     if let Some(validate) = validate {
         // `%s` names the new content before it replaces anything, as Ansible's validate does.
         let check = validate.replace("%s", "\"$tmp\"");
-        script.push_str(&format!("{check} || {{ echo 'failed to validate' >&2; exit 97; }}; "));
+        script.push_str(&format!("{check} >&2 || {{ echo 'failed to validate' >&2; exit 97; }}; "));
     }
     script.push_str(&format!("mv -f -- \"$tmp\" {dest_q}; trap - EXIT"));
     script
@@ -252,8 +313,12 @@ pub async fn write_atomic(
     owner: Option<&str>,
     group: Option<&str>,
     validate: Option<&str>,
-) -> Result<(), Failure> {
-    let command = atomic_write_command(dest, mode, owner, group, validate);
+) -> Result<Option<FileState>, Failure> {
+    let command = format!(
+        "{}; {}",
+        atomic_write_command(dest, mode, owner, group, validate),
+        stat_command(dest)
+    );
     let output = remote.run_with_input(&command, Some(content)).await?;
     if output.rc == 97 {
         let mut outcome =
@@ -267,9 +332,13 @@ pub async fn write_atomic(
         return Err(Failure::Failed(outcome));
     }
     if output.rc != 0 {
-        return Err(fail(format!("failed to write {dest}: {}", output.stderr_text().trim())));
+        let stderr = output.stderr_text();
+        if output.rc == 96 {
+            return Err(fail(stderr.trim().to_string()));
+        }
+        return Err(fail(format!("failed to write {dest}: {}", stderr.trim())));
     }
-    Ok(())
+    Ok(parse_stat(&output.stdout_text()))
 }
 
 /// The keys Ansible's file-like modules report about a path.

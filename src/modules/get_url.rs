@@ -115,12 +115,6 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         .next()
         .unwrap_or("index.html")
         .to_string();
-    if files::lstat(call.remote, &dest)
-        .await?
-        .is_some_and(|state| state.kind == FileKind::Directory)
-    {
-        dest = format!("{}/{filename}", dest.trim_end_matches('/'));
-    }
 
     // Validate: resolve the expected checksum before touching anything.
     let checksum = match call.args.string(&["checksum"]).filter(|c| !c.is_empty()) {
@@ -129,20 +123,24 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
             Some(resolve_checksum(call, Checksum::parse(&text)?, &filename, timeout).await?)
         }
     };
+    let algorithm = checksum.as_ref().map(|(algorithm, _)| algorithm.as_str()).unwrap_or("sha1");
 
-    // Query: is the right file already there?
-    let existing = files::lstat(call.remote, &dest).await?;
-    if existing.is_some() {
+    // Query, in one round trip: is the right file already there?
+    let mut probe = files::probe(call.remote, &dest, algorithm).await?;
+    if probe.state.as_ref().is_some_and(|state| state.kind == FileKind::Directory) {
+        dest = format!("{}/{filename}", dest.trim_end_matches('/'));
+        probe = files::probe(call.remote, &dest, algorithm).await?;
+    }
+    if let Some(state) = &probe.state {
         let satisfied = match &checksum {
-            Some((algorithm, expected)) => {
-                remote_digest(call, algorithm, &dest).await?.as_deref() == Some(expected.as_str())
-            }
+            Some((_, expected)) => probe.checksum.as_deref() == Some(expected.as_str()),
             None => !force,
         };
         if satisfied {
-            let changed = files::apply_attributes(
+            let (changed, after) = files::settle_attributes(
                 call.remote,
                 &dest,
+                state,
                 mode.as_ref(),
                 owner.as_deref(),
                 group.as_deref(),
@@ -155,9 +153,7 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
                 ("url", Value::from(url)),
                 ("msg", Value::from("file already exists")),
             ]);
-            if let Some(state) = files::lstat(call.remote, &dest).await? {
-                files::describe(&mut outcome, &state);
-            }
+            files::describe(&mut outcome, &after);
             return Ok(outcome);
         }
     }

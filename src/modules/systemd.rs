@@ -77,8 +77,8 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         return Err(fail(format!("Could not find the requested service {name}: host")));
     }
     if let Some(enabled) = enabled {
-        let probe = call.remote.run(&format!("{systemctl} is-enabled {unit}")).await?;
-        let current = probe.stdout_text().trim().to_string();
+        // `systemctl show`'s UnitFileState is what `is-enabled` prints, without a round trip.
+        let current = text("UnitFileState");
         let is_enabled = matches!(
             current.as_str(),
             "enabled" | "enabled-runtime" | "static" | "alias" | "indirect" | "generated"
