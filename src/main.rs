@@ -1,5 +1,7 @@
 //! The `bramble` binary: parse the command line, set up output, run, map to an exit code.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 
 use bramble::cli::{Cli, Command};
@@ -50,9 +52,11 @@ fn setup_tracing(verbosity: u8) {
     let default = if verbosity >= 4 { "bramble=debug" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .without_time()
         .init();
 }
