@@ -7,18 +7,25 @@ mod command;
 mod control;
 mod copy;
 mod edit;
+mod fetch;
 mod file;
 mod files;
 mod get_url;
+mod getent;
 mod lineinfile;
+mod pause;
 mod replace;
+mod script;
 mod setup;
+mod slurp;
 mod stat;
 mod systemd;
+mod tempfile;
 mod unarchive;
 mod uri;
 mod user;
 mod wait_for;
+mod wait_for_connection;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -460,6 +467,29 @@ const SPECS: &[Spec] = &[
             "unsafe_writes",
         ],
     },
+    Spec { name: "slurp", aliases: &[], params: &["src", "path"] },
+    Spec { name: "tempfile", aliases: &[], params: &["state", "path", "prefix", "suffix"] },
+    Spec {
+        name: "getent",
+        aliases: &[],
+        params: &["database", "key", "service", "split", "fail_key"],
+    },
+    Spec {
+        name: "fetch",
+        aliases: &[],
+        params: &["src", "dest", "flat", "fail_on_missing", "validate_checksum"],
+    },
+    Spec {
+        name: "script",
+        aliases: &[],
+        params: &["_raw_params", "cmd", "creates", "removes", "chdir", "executable", "decrypt"],
+    },
+    Spec { name: "pause", aliases: &[], params: &["minutes", "seconds", "prompt", "echo"] },
+    Spec {
+        name: "wait_for_connection",
+        aliases: &[],
+        params: &["connect_timeout", "delay", "sleep", "timeout"],
+    },
     Spec { name: "debug", aliases: &[], params: &["msg", "var", "verbosity"] },
     Spec { name: "set_fact", aliases: &[], params: &["*"] },
     Spec {
@@ -495,6 +525,13 @@ pub const NAMES: &[&str] = &[
     "lineinfile",
     "blockinfile",
     "replace",
+    "slurp",
+    "tempfile",
+    "getent",
+    "fetch",
+    "script",
+    "pause",
+    "wait_for_connection",
     "debug",
     "set_fact",
     "assert",
@@ -530,7 +567,7 @@ pub fn canonical(name: &str) -> Option<&'static str> {
 
 /// Modules whose free-form text is the command to run.
 pub fn takes_free_form(module: &str) -> bool {
-    matches!(module, "command" | "shell" | "raw" | "meta")
+    matches!(module, "command" | "shell" | "raw" | "meta" | "script")
 }
 
 /// Rejects parameters the module does not have, before anything runs.
@@ -577,6 +614,13 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         "lineinfile" => lineinfile::run(call).await,
         "blockinfile" => blockinfile::run(call).await,
         "replace" => replace::run(call).await,
+        "slurp" => slurp::run(call).await,
+        "tempfile" => tempfile::run(call).await,
+        "getent" => getent::run(call).await,
+        "fetch" => fetch::run(call).await,
+        "script" => script::run(call).await,
+        "pause" => pause::run(call).await,
+        "wait_for_connection" => wait_for_connection::run(call).await,
         "debug" => control::debug(call),
         "set_fact" => control::set_fact(call),
         "assert" => control::assert(call),

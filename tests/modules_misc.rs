@@ -1,0 +1,165 @@
+//! slurp, tempfile, getent, fetch, script, pause and wait_for_connection against
+//! ansible-playbook on the loopback sshd: each tool runs the same playbook on its own
+//! directory, and the values playbooks use from the results must agree, on a first and a
+//! second run.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::Sshd;
+
+const PLAYBOOK: &str = r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - slurp: { src: "{{ dir }}/seed" }
+      register: slurped
+    - slurp: { path: "{{ dir }}/missing" }
+      register: slurp_missing
+      ignore_errors: true
+    - slurp: { src: "{{ dir }}" }
+      register: slurp_dir
+      ignore_errors: true
+    - tempfile: { path: "{{ dir }}", prefix: pre., suffix: .conf }
+      register: temp
+    - tempfile: { path: "{{ dir }}", state: directory }
+      register: tempdir
+    - getent: { database: passwd, key: root }
+    - getent: { database: group, key: nosuchgroup, fail_key: false }
+      register: nokey
+    - getent: { database: passwd, key: nosuchuser }
+      register: nouser
+      ignore_errors: true
+    - fetch: { src: "{{ dir }}/seed", dest: "{{ dir }}/fetched" }
+      register: fetched
+    - fetch: { src: "{{ dir }}/seed", dest: "{{ dir }}/flat.txt", flat: true }
+      register: flat
+    - fetch: { src: "{{ dir }}/missing", dest: "{{ dir }}/x", fail_on_missing: false }
+      register: fetch_missing
+    - fetch: { src: "{{ dir }}/missing", dest: "{{ dir }}/x" }
+      register: fetch_failed
+      ignore_errors: true
+    - script: hello.sh one "two three"
+      register: scripted
+    - script: hello.sh
+      args: { creates: "{{ dir }}/seed" }
+      register: script_skipped
+    - script: fails.sh
+      register: script_failed
+      ignore_errors: true
+    - pause: { seconds: 1 }
+      register: paused
+    - wait_for_connection: { timeout: 10 }
+      register: waited
+    - debug:
+        msg:
+          - "slurp|{{ slurped.content | b64decode }}|{{ slurped.encoding }}|{{ slurped.source }}|{{ slurped.changed }}"
+          - "slurp missing|{{ slurp_missing.msg }}|{{ slurp_missing.failed }}"
+          - "slurp dir|{{ slurp_dir.msg }}"
+          - "tempfile|{{ temp.changed }}|{{ temp.path | dirname }}|{{ temp.path | basename | regex_replace('^pre\\.........\\.conf$', 'ok') }}|{{ temp.state }}"
+          - "tempdir|{{ tempdir.state }}|{{ tempdir.path | basename | length }}"
+          - "getent|{{ getent_passwd.root }}"
+          - "nokey|{{ getent_group }}|{{ nokey.msg }}"
+          - "nouser|{{ nouser.msg }}|{{ nouser.failed }}"
+          - "fetch|{{ fetched.changed }}|{{ fetched.dest }}|{{ fetched.checksum }}|{{ fetched.md5sum }}"
+          - "flat|{{ flat.changed }}|{{ flat.dest }}"
+          - "fetch missing|{{ fetch_missing.msg }}|{{ fetch_missing.failed | default(false) }}"
+          - "fetch failed|{{ fetch_failed.msg }}|{{ fetch_failed.failed }}"
+          - "script|{{ scripted.stdout_lines }}|{{ scripted.rc }}|{{ scripted.changed }}"
+          - "script skipped|{{ script_skipped.msg }}|{{ script_skipped.skipped }}"
+          - "script failed|{{ script_failed.rc }}|{{ script_failed.msg }}"
+          - "pause|{{ paused.stdout[:12] }}|{{ paused.delta }}|{{ paused.echo }}|{{ paused.changed }}"
+          - "waited|{{ waited.elapsed is number }}"
+"#;
+
+fn reports(stdout: &str, dir: &Path) -> Vec<String> {
+    let dir = dir.display().to_string();
+    stdout
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with('"') && line.contains('|'))
+        .map(|line| line.trim_end_matches(',').trim_matches('"').replace(&dir, "<dir>"))
+        .collect()
+}
+
+fn run(bramble: bool, project: &Path, dir: &Path) -> Vec<String> {
+    let mut command = if bramble {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bramble"));
+        command.arg("run");
+        command
+    } else {
+        let mut command = Command::new("ansible-playbook");
+        command
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_PIPELINING", "1")
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+            .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3");
+        command
+    };
+    let output = command
+        .args(["site.yml", "-i", "hosts", "-e"])
+        .arg(format!("dir={}", dir.display()))
+        .current_dir(project)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}\n{}",
+        if bramble { "bramble" } else { "ansible" },
+        String::from_utf8_lossy(&output.stderr)
+    );
+    reports(&stdout, dir)
+}
+
+fn project(sshd: &Sshd) -> tempfile::TempDir {
+    let project = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = project.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("site.yml", PLAYBOOK);
+    write("hosts", &format!("{}\n", sshd.host_line("pi1")));
+    write("files/hello.sh", "#!/bin/sh\necho \"args: $1|$2\"\n");
+    write("files/fails.sh", "#!/bin/sh\nexit 3\n");
+    project
+}
+
+#[test]
+fn results_match_ansible_on_first_and_second_run() {
+    let sshd = Sshd::start();
+    let project = project(&sshd);
+    let (ours, theirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for dir in [&ours, &theirs] {
+        std::fs::write(dir.path().join("seed"), "hello\n").unwrap();
+    }
+    for round in ["first", "second"] {
+        let mine = run(true, project.path(), ours.path());
+        let oracle = run(false, project.path(), theirs.path());
+        assert_eq!(mine, oracle, "{round} run differs (left: bramble, right: ansible)");
+        let fetch = mine.iter().find(|line| line.starts_with("fetch|")).unwrap();
+        assert!(fetch.starts_with(if round == "first" { "fetch|True" } else { "fetch|False" }));
+    }
+    let fetched = ours.path().join("fetched/pi1").join(ours.path().strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read_to_string(fetched.join("seed")).unwrap(), "hello\n");
+    assert_eq!(std::fs::read_to_string(ours.path().join("flat.txt")).unwrap(), "hello\n");
+}
+
+#[test]
+fn pause_without_a_duration_is_not_supported_yet() {
+    let test = common::Test::new()
+        .file(
+            "site.yml",
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - pause: { prompt: Continue? }\n",
+        )
+        .file("hosts", "localhost ansible_connection=local\n")
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts");
+    test.bramble().code(2).stdout_has("not supported yet: pause without seconds or minutes");
+}
