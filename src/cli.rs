@@ -76,6 +76,15 @@ pub struct RunArgs {
     /// List the tasks each play would run.
     #[arg(long = "list-tasks")]
     pub list_tasks: bool,
+    /// List the tags of each play's tasks.
+    #[arg(long = "list-tags")]
+    pub list_tags: bool,
+    /// Run only tasks tagged with these tags (comma-separated, repeatable).
+    #[arg(short = 't', long = "tags")]
+    pub tags: Vec<String>,
+    /// Run no task tagged with these tags (comma-separated, repeatable).
+    #[arg(long = "skip-tags")]
+    pub skip_tags: Vec<String>,
 }
 
 impl RunArgs {
@@ -107,6 +116,9 @@ impl RunArgs {
             verbosity: self.verbose,
             list_hosts: self.list_hosts,
             list_tasks: self.list_tasks,
+            list_tags: self.list_tags,
+            tags: self.tags.clone(),
+            skip_tags: self.skip_tags.clone(),
             syntax_check: self.syntax_check,
         })
     }

@@ -3,9 +3,10 @@
 
 mod connect;
 mod host_task;
+mod include;
 mod vars;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::inventory::{self, Inventory};
 use crate::output::{Display, Stats, Status};
+use crate::playbook::tags::{self, TagFilter};
 use crate::playbook::{Play, Playbook, Task, TaskBody, role::RoleScope};
 use crate::template::Templar;
 
@@ -39,7 +41,12 @@ pub struct Options {
     pub verbosity: u8,
     pub list_hosts: bool,
     pub list_tasks: bool,
+    pub list_tags: bool,
     pub syntax_check: bool,
+    /// `-t`: run only tasks with these tags (each value may hold several, comma-separated).
+    pub tags: Vec<String>,
+    /// `--skip-tags`: run no task with these tags.
+    pub skip_tags: Vec<String>,
 }
 
 /// ansible-playbook's exit codes.
@@ -65,6 +72,7 @@ pub struct Shared {
     pub playbook_group_vars: VarsByName,
     pub playbook_host_vars: VarsByName,
     pub groups: Value,
+    pub tag_filter: TagFilter,
 }
 
 /// What a play's tasks see of the play.
@@ -141,7 +149,15 @@ pub async fn run(options: Options) -> Result<i32> {
         .unwrap_or_else(|| PathBuf::from("."));
     let playbook_dir = std::fs::canonicalize(&playbook_dir).unwrap_or(playbook_dir);
     let (playbook_group_vars, playbook_host_vars) = playbook_side_vars(&inventory, &playbook_dir)?;
+    // Listing tags without asking for any lists them all, `never` included.
+    let no_tags_given = options.tags.is_empty() && options.skip_tags.is_empty();
+    let tag_filter = if options.list_tags && no_tags_given {
+        TagFilter::new(&["never".into(), "all".into()], &[])
+    } else {
+        TagFilter::new(&options.tags, &options.skip_tags)
+    };
     let shared = Shared {
+        tag_filter,
         groups: inventory.groups_value(),
         display: Display::new(options.verbosity),
         templar: Templar::new(),
@@ -153,7 +169,7 @@ pub async fn run(options: Options) -> Result<i32> {
     };
     let mut runner = Runner { shared: &shared, hosts: BTreeMap::new(), stats: BTreeMap::new() };
     for (playbook, path) in playbooks.iter().zip(&shared.options.playbooks) {
-        if shared.options.list_hosts || shared.options.list_tasks {
+        if shared.options.list_hosts || shared.options.list_tasks || shared.options.list_tags {
             runner.list(playbook, path)?;
             continue;
         }
@@ -164,7 +180,7 @@ pub async fn run(options: Options) -> Result<i32> {
             }
         }
     }
-    if shared.options.list_hosts || shared.options.list_tasks {
+    if shared.options.list_hosts || shared.options.list_tasks || shared.options.list_tags {
         return Ok(exit::OK);
     }
     for (_, host) in runner.hosts.iter() {
@@ -172,6 +188,10 @@ pub async fn run(options: Options) -> Result<i32> {
             connection.close().await;
         }
     }
+    // A host that no task ever reported on has no recap line.
+    runner.stats.retain(|_, s| {
+        s.ok + s.changed + s.unreachable + s.failed + s.skipped + s.rescued + s.ignored > 0
+    });
     shared.display.recap(&runner.stats);
     let unreachable = runner.stats.values().any(|s| s.unreachable > 0);
     let failed = runner.stats.values().any(|s| s.failed > 0);
@@ -258,6 +278,44 @@ fn check_notifications(play: &Play) -> Result<()> {
     Ok(())
 }
 
+/// The play's own `tags:`.
+fn play_tags(play: &Play) -> BTreeSet<String> {
+    play.keywords.get("tags").map(tags::parse).unwrap_or_default().into_iter().collect()
+}
+
+/// A task's tags with those it inherits from its blocks, role and play.
+pub fn task_tags(task: &Task, inherited: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut all = inherited.clone();
+    if let Some(role) = &task.role {
+        all.extend(role.tags.iter().cloned());
+    }
+    if let Some(own) = task.keywords.get("tags") {
+        all.extend(tags::parse(own));
+    }
+    all
+}
+
+/// The tasks (not blocks) the tag filter selects, with their whole tag sets, in order.
+fn selected_leaves<'a>(
+    list: &'a [Task],
+    inherited: &BTreeSet<String>,
+    filter: &TagFilter,
+    out: &mut Vec<(&'a Task, BTreeSet<String>)>,
+) {
+    for task in list {
+        let tags = task_tags(task, inherited);
+        match &task.body {
+            TaskBody::Block { block, rescue, always } => {
+                for section in [block, rescue, always] {
+                    selected_leaves(section, &tags, filter, out);
+                }
+            }
+            _ if filter.selects(&tags) => out.push((task, tags)),
+            _ => {}
+        }
+    }
+}
+
 fn collect_tasks<'a>(list: &'a [Task], out: &mut Vec<&'a Task>) {
     for task in list {
         out.push(task);
@@ -293,6 +351,7 @@ pub fn string_list(value: &Value) -> Vec<String> {
 #[derive(Clone, Default)]
 pub struct Inherited {
     pub when: Vec<Value>,
+    pub tags: BTreeSet<String>,
     pub vars: Vec<Map<String, Value>>,
     pub keywords: Map<String, Value>,
 }
@@ -327,28 +386,53 @@ impl<'s> Runner<'s> {
         Ok(hosts)
     }
 
+    /// `--list-hosts`, `--list-tasks`, `--list-tags`: what would run, as ansible-playbook
+    /// prints it.
     fn list(&self, playbook: &Playbook, path: &std::path::Path) -> Result<()> {
+        let options = &self.shared.options;
         println!("\nplaybook: {}", path.display());
         for (index, play) in playbook.plays.iter().enumerate() {
             let hosts = self.play_hosts(play)?;
             let name = play.name.clone().unwrap_or_else(|| play.hosts.clone());
-            println!("\n  play #{} ({}): {}\tTAGS: []", index + 1, play.hosts, name);
-            if self.shared.options.list_hosts {
-                println!("    pattern: ['{}']\n    hosts ({}):", play.hosts, hosts.len());
+            let play_tags = play_tags(play);
+            let shown: Vec<&str> = play_tags.iter().map(String::as_str).collect();
+            let mut text = format!(
+                "\n  play #{} ({}): {}\tTAGS: [{}]",
+                index + 1,
+                play.hosts,
+                name,
+                shown.join(",")
+            );
+            if options.list_hosts {
+                text += &format!("\n    pattern: ['{}']\n    hosts ({}):", play.hosts, hosts.len());
                 for host in &hosts {
-                    println!("      {host}");
+                    text += &format!("\n      {host}");
                 }
             }
-            if self.shared.options.list_tasks {
-                println!("    tasks:");
-                let mut tasks = Vec::new();
-                for list in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
-                    collect_tasks(list, &mut tasks);
-                }
-                for task in tasks.iter().filter(|t| matches!(t.body, TaskBody::Module { .. })) {
-                    println!("      {}\tTAGS: []", task.display_name());
+            println!("{text}");
+            if !(options.list_tasks || options.list_tags) {
+                continue;
+            }
+            let mut text =
+                if options.list_tasks { "    tasks:\n".to_string() } else { String::new() };
+            let mut leaves = Vec::new();
+            for list in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+                selected_leaves(list, &play_tags, &self.shared.tag_filter, &mut leaves);
+            }
+            let mut all_tags = play_tags.clone();
+            for (task, tags) in &leaves {
+                all_tags.extend(tags.iter().cloned());
+                if options.list_tasks {
+                    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+                    text +=
+                        &format!("      {}\tTAGS: [{}]\n", task.display_name(), tags.join(", "));
                 }
             }
+            if options.list_tags {
+                let tags: Vec<&str> = all_tags.iter().map(String::as_str).collect();
+                text += &format!("      TASK TAGS: [{}]\n", tags.join(", "));
+            }
+            println!("{}", text.trim_end_matches('\n'));
         }
         Ok(())
     }
@@ -385,15 +469,19 @@ impl<'s> Runner<'s> {
                 name: Some("Gathering Facts".into()),
                 mark: play.mark.clone(),
                 body: TaskBody::Module { module: "setup", args: Map::new() },
-                keywords: Map::new(),
+                keywords: Map::from_iter([("tags".to_string(), Value::from("always"))]),
                 role: None,
             };
             self.run_list(std::slice::from_ref(&setup), &mut scope, &Inherited::default(), None)
                 .await;
         }
+        let inherited = Inherited { tags: play_tags(play), ..Inherited::default() };
         for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
-            self.run_list(section, &mut scope, &Inherited::default(), None).await;
-            self.flush_handlers(&mut scope).await;
+            self.run_list(section, &mut scope, &inherited, None).await;
+            // The implicit flush is a task tagged `always`: `--skip-tags always` skips it.
+            if self.shared.tag_filter.selects(&BTreeSet::from(["always".to_string()])) {
+                self.flush_handlers(&mut scope).await;
+            }
             if !self.any_active(&scope) {
                 break;
             }
@@ -467,7 +555,15 @@ impl<'s> Runner<'s> {
                 if hosts.is_empty() {
                     return;
                 }
+                let tags = task_tags(task, &inherited.tags);
+                let is_block = matches!(task.body, TaskBody::Block { .. });
+                if !is_block && !self.shared.tag_filter.selects(&tags) {
+                    continue;
+                }
                 match &task.body {
+                    TaskBody::Include { file, base } => {
+                        self.include(task, file, base, scope, inherited, &hosts).await
+                    }
                     TaskBody::Module { module: "meta", args } => {
                         self.shared.display.banner(&format!("TASK [{}]", task.display_name()));
                         self.meta(args, scope, &hosts).await
@@ -478,6 +574,7 @@ impl<'s> Runner<'s> {
                     }
                     TaskBody::Block { block, rescue, always } => {
                         let mut inner = inherited.clone();
+                        inner.tags = tags;
                         if let Some(when) = task.keywords.get("when") {
                             inner.when.push(when.clone());
                         }

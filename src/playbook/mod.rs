@@ -1,6 +1,7 @@
 //! Loading playbooks, plays, tasks and roles from YAML into checked structures.
 
 pub mod role;
+pub mod tags;
 pub mod task;
 
 use std::path::{Path, PathBuf};
@@ -176,6 +177,7 @@ impl Play {
             "check_mode",
             "diff",
             "force_handlers",
+            "tags",
         ] {
             if let Some(value) = node.get(key) {
                 keywords.insert(key.to_string(), value.to_value());

@@ -20,6 +20,8 @@ pub struct RoleScope {
     pub params: Map<String, Value>,
     /// A `when:` on the role entry, applied to each of its tasks.
     pub when: Option<Value>,
+    /// `tags:` on the role entry, inherited by each of its tasks.
+    pub tags: Vec<String>,
 }
 
 /// A loaded role: its scope and its tasks and handlers.
@@ -37,6 +39,7 @@ impl Role {
             Some(name) => (name.to_string(), Map::new(), None),
             None => entry_parts(entry)?,
         };
+        let tags = params.remove("tags").map(|t| super::tags::parse(&t)).unwrap_or_default();
         let candidates = [base.join("roles").join(&name), base.join(&name)];
         let Some(path) = candidates
             .iter()
@@ -57,6 +60,7 @@ impl Role {
             vars: main_vars(&path.join("vars"))?,
             params,
             when,
+            tags,
         });
         let tasks = main_tasks(&path.join("tasks"), &scope)?;
         let handlers = main_tasks(&path.join("handlers"), &scope)?;
@@ -79,7 +83,7 @@ fn entry_parts(entry: &Node) -> Result<(String, Map<String, Value>, Option<Value
         .or_else(|| params.remove("name"))
         .and_then(|value| value.as_str().map(str::to_string))
         .ok_or_else(|| Error::invalid(&entry.mark, "this roles entry has no `role:` name"))?;
-    for key in ["tags", "become", "become_user"] {
+    for key in ["become", "become_user"] {
         if params.contains_key(key) {
             return Err(Error::NotSupported {
                 what: format!("{}: `{key}` on a roles entry", entry.mark.location()),

@@ -24,8 +24,21 @@ pub struct Task {
 
 #[derive(Clone, Debug)]
 pub enum TaskBody {
-    Module { module: &'static str, args: Map<String, Value> },
-    Block { block: Vec<Task>, rescue: Vec<Task>, always: Vec<Task> },
+    Module {
+        module: &'static str,
+        args: Map<String, Value>,
+    },
+    Block {
+        block: Vec<Task>,
+        rescue: Vec<Task>,
+        always: Vec<Task>,
+    },
+    /// `include_tasks`: the file (maybe templated) is read when the task runs, relative to
+    /// `base`, the directory of the file that holds the task.
+    Include {
+        file: String,
+        base: std::path::PathBuf,
+    },
 }
 
 const TASK_KEYWORDS: &[&str] = &[
@@ -118,7 +131,7 @@ pub fn load_list(
     items.iter().map(|item| Task::load(item, base, role)).collect()
 }
 
-/// Loads a task file (for roles and `import_tasks`).
+/// Loads a task file (for roles, `import_tasks` and `include_tasks`).
 pub fn load_file(path: &Path, role: Option<&Arc<RoleScope>>) -> Result<Vec<Task>> {
     let node = yaml::load_file(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
@@ -233,6 +246,7 @@ impl Task {
             (Some(name), _) => name.clone(),
             (None, TaskBody::Module { module, .. }) => module.to_string(),
             (None, TaskBody::Block { .. }) => "block".to_string(),
+            (None, TaskBody::Include { .. }) => "include_tasks".to_string(),
         };
         match &self.role {
             Some(role) => format!("{} : {name}", role.name),
@@ -283,6 +297,14 @@ fn static_include(
         Some((None, Some(file))) => file.as_str().unwrap_or_default().to_string(),
         _ => return Err(Error::invalid(mark, format!("{short} expects a file name"))),
     };
+    if let Some(apply) = args.and_then(|node| node.get("apply")) {
+        return Err(Error::NotSupported {
+            what: format!("{}: `apply` on {short}", apply.mark.location()),
+        });
+    }
+    if short == "include_tasks" {
+        return Ok(Some(TaskBody::Include { file, base: base.to_path_buf() }));
+    }
     if file.contains("{{") {
         return Err(Error::NotSupported {
             what: format!("{}: {short} with a templated file name", mark.location()),
