@@ -10,6 +10,7 @@ mod edit;
 mod fetch;
 mod file;
 mod files;
+mod find;
 mod get_url;
 mod getent;
 mod lineinfile;
@@ -467,6 +468,38 @@ const SPECS: &[Spec] = &[
             "unsafe_writes",
         ],
     },
+    Spec {
+        name: "find",
+        aliases: &[],
+        params: &[
+            "paths",
+            "name",
+            "path",
+            "patterns",
+            "pattern",
+            "excludes",
+            "exclude",
+            "contains",
+            "read_whole_file",
+            "file_type",
+            "age",
+            "age_stamp",
+            "size",
+            "recurse",
+            "hidden",
+            "follow",
+            "get_checksum",
+            "checksum_algorithm",
+            "checksum",
+            "checksum_algo",
+            "use_regex",
+            "depth",
+            "mode",
+            "exact_mode",
+            "encoding",
+            "limit",
+        ],
+    },
     Spec { name: "slurp", aliases: &[], params: &["src", "path"] },
     Spec { name: "tempfile", aliases: &[], params: &["state", "path", "prefix", "suffix"] },
     Spec {
@@ -525,6 +558,7 @@ pub const NAMES: &[&str] = &[
     "lineinfile",
     "blockinfile",
     "replace",
+    "find",
     "slurp",
     "tempfile",
     "getent",
@@ -614,6 +648,7 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         "lineinfile" => lineinfile::run(call).await,
         "blockinfile" => blockinfile::run(call).await,
         "replace" => replace::run(call).await,
+        "find" => find::run(call).await,
         "slurp" => slurp::run(call).await,
         "tempfile" => tempfile::run(call).await,
         "getent" => getent::run(call).await,
