@@ -2,6 +2,7 @@
 //! following Validate → Query → Modify, and stops after Query in check mode.
 
 mod args;
+mod authorized_key;
 mod blockinfile;
 mod command;
 mod control;
@@ -500,6 +501,22 @@ const SPECS: &[Spec] = &[
             "limit",
         ],
     },
+    Spec {
+        name: "authorized_key",
+        aliases: &[],
+        params: &[
+            "user",
+            "key",
+            "path",
+            "manage_dir",
+            "state",
+            "key_options",
+            "exclusive",
+            "validate_certs",
+            "comment",
+            "follow",
+        ],
+    },
     Spec { name: "slurp", aliases: &[], params: &["src", "path"] },
     Spec { name: "tempfile", aliases: &[], params: &["state", "path", "prefix", "suffix"] },
     Spec {
@@ -559,6 +576,7 @@ pub const NAMES: &[&str] = &[
     "blockinfile",
     "replace",
     "find",
+    "authorized_key",
     "slurp",
     "tempfile",
     "getent",
@@ -649,6 +667,7 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         "blockinfile" => blockinfile::run(call).await,
         "replace" => replace::run(call).await,
         "find" => find::run(call).await,
+        "authorized_key" => authorized_key::run(call).await,
         "slurp" => slurp::run(call).await,
         "tempfile" => tempfile::run(call).await,
         "getent" => getent::run(call).await,
