@@ -15,8 +15,10 @@ fn repo() -> PathBuf {
 }
 
 fn script(name: &str, arguments: &[&str]) -> String {
+    // site.yml installs Docker, so the guest boots the image variant that holds it.
     let output = Command::new(repo().join("tests/lab").join(name))
         .args(arguments)
+        .env("BRAMBLE_LAB_VARIANT", "docker")
         .output()
         .expect("run a lab script");
     assert!(

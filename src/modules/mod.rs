@@ -7,6 +7,7 @@ mod blockinfile;
 mod command;
 mod control;
 mod copy;
+mod docker;
 mod edit;
 mod fetch;
 mod file;
@@ -550,6 +551,95 @@ const SPECS: &[Spec] = &[
     Spec { name: "fail", aliases: &[], params: &["msg"] },
     Spec { name: "ping", aliases: &[], params: &["data"] },
     Spec { name: "meta", aliases: &[], params: &["_raw_params"] },
+    Spec {
+        name: "docker_compose_v2",
+        aliases: &[],
+        params: &[
+            "project_src",
+            "project_name",
+            "files",
+            "env_files",
+            "profiles",
+            "state",
+            "pull",
+            "build",
+            "recreate",
+            "remove_orphans",
+            "remove_images",
+            "remove_volumes",
+            "services",
+            "dependencies",
+            "wait",
+            "wait_timeout",
+            "timeout",
+            "check_files_existing",
+            "docker_host",
+        ],
+    },
+    Spec {
+        name: "docker_image",
+        aliases: &[],
+        params: &[
+            "name",
+            "tag",
+            "source",
+            "load_path",
+            "state",
+            "force_source",
+            "force_absent",
+            "docker_host",
+        ],
+    },
+    Spec {
+        name: "docker_network",
+        aliases: &[],
+        params: &[
+            "name",
+            "network_name",
+            "state",
+            "driver",
+            "internal",
+            "attachable",
+            "force",
+            "docker_host",
+        ],
+    },
+    Spec {
+        name: "docker_volume",
+        aliases: &[],
+        params: &[
+            "volume_name",
+            "name",
+            "state",
+            "driver",
+            "driver_options",
+            "labels",
+            "recreate",
+            "docker_host",
+        ],
+    },
+    Spec {
+        name: "docker_container",
+        aliases: &[],
+        params: &[
+            "name",
+            "image",
+            "state",
+            "command",
+            "env",
+            "published_ports",
+            "ports",
+            "volumes",
+            "network_mode",
+            "networks",
+            "restart_policy",
+            "memory",
+            "labels",
+            "privileged",
+            "recreate",
+            "docker_host",
+        ],
+    },
 ];
 
 /// Every name a task may use (without collection prefixes), for "did you mean".
@@ -590,6 +680,11 @@ pub const NAMES: &[&str] = &[
     "fail",
     "ping",
     "meta",
+    "docker_compose_v2",
+    "docker_image",
+    "docker_network",
+    "docker_volume",
+    "docker_container",
     "import_tasks",
     "include_tasks",
 ];
@@ -605,8 +700,13 @@ pub const FREE_FORM_OPTIONS: &[&str] = &[
     "strip_empty_ends",
 ];
 
-const COLLECTIONS: &[&str] =
-    &["ansible.builtin.", "ansible.legacy.", "ansible.posix.", "community.general."];
+const COLLECTIONS: &[&str] = &[
+    "ansible.builtin.",
+    "ansible.legacy.",
+    "ansible.posix.",
+    "community.general.",
+    "community.docker.",
+];
 
 /// The module's canonical name, for a short name, an alias, or an FQCN.
 pub fn canonical(name: &str) -> Option<&'static str> {
@@ -680,6 +780,11 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         "assert" => control::assert(call),
         "fail" => control::fail_module(call),
         "ping" => control::ping(call),
+        "docker_compose_v2" => docker::compose::run(call).await,
+        "docker_image" => docker::image::run(call).await,
+        "docker_network" => docker::network::run(call).await,
+        "docker_volume" => docker::volume::run(call).await,
+        "docker_container" => docker::container::run(call).await,
         other => Err(fail(format!("not supported yet: the module `{other}`"))),
     }
 }

@@ -7,6 +7,11 @@
 # them builds a new image. The debootstrapped root file system is cached on
 # its own, keyed only by what debootstrap sees, so changing a later step
 # rebuilds in seconds instead of rerunning debootstrap.
+#
+# BRAMBLE_LAB_VARIANT=NAME adds the packages listed in guest-packages-NAME
+# (for example "docker") and keeps that image and its root file system in
+# their own folder, $lab_dir/variant-NAME/, so that building or pruning one
+# variant never touches the base image or another variant.
 set -euo pipefail
 
 # shellcheck source=lib.sh
@@ -23,15 +28,16 @@ initramfs_modules=(virtio_pci virtio_blk virtio_net virtio_scsi virtio_rng ext4 
 main() {
     local image rootfs
 
-    mapfile -t packages < <(grep -v -e '^#' -e '^[[:space:]]*$' "$lab_scripts/guest-packages")
-    mkdir -p "$lab_dir"
+    select_variant
+    mapfile -t packages < <(grep -hv -e '^#' -e '^[[:space:]]*$' "${package_lists[@]}")
+    mkdir -p "$store"
     # Concurrent callers (several boot.sh at once) wait for one build.
-    exec 9>"$lab_dir/.image.lock"
+    exec 9>"$store/.image.lock"
     flock 9
 
     ensure_keypair "$lab_key" bramble-lab
     ensure_keypair "$lab_host_key" bramble-lab-host
-    image="$lab_dir/image-$(image_hash)"
+    image="$store/image-$(image_hash)"
     if [[ -f $image/disk.qcow2 ]]; then
         printf '%s\n' "$image"
         return
@@ -41,7 +47,7 @@ main() {
         die "building the lab image needs root (debootstrap and chroot)" \
             "run it once as root: sudo $0"
     remove_leftovers
-    rootfs="$lab_dir/rootfs-$(rootfs_hash).tar.zst"
+    rootfs="$store/rootfs-$(rootfs_hash).tar.zst"
     [[ -f $rootfs ]] || build_rootfs "$rootfs"
     build_image "$rootfs" "$image"
     prune_except "$image" "$rootfs"
@@ -62,8 +68,22 @@ ensure_keypair() {
     fi
 }
 
+# select_variant: sets package_lists and store for BRAMBLE_LAB_VARIANT.
+select_variant() {
+    local variant=${BRAMBLE_LAB_VARIANT:-}
+    package_lists=("$lab_scripts/guest-packages")
+    store=$lab_dir
+    [[ -n $variant ]] || return 0
+    check_name "$variant"
+    [[ -f $lab_scripts/guest-packages-$variant ]] ||
+        die "unknown lab variant '$variant'" \
+            "BRAMBLE_LAB_VARIANT names a tests/lab/guest-packages-NAME file"
+    package_lists+=("$lab_scripts/guest-packages-$variant")
+    store="$lab_dir/variant-$variant"
+}
+
 image_hash() {
-    cat "${BASH_SOURCE[0]}" "$lab_scripts/guest-packages" "$lab_key.pub" "$lab_host_key.pub" |
+    cat "${BASH_SOURCE[0]}" "${package_lists[@]}" "$lab_key.pub" "$lab_host_key.pub" |
         sha256sum | cut -c1-16
 }
 
@@ -79,7 +99,7 @@ rootfs_hash() {
 # guarantees no live build owns one.
 remove_leftovers() {
     local dir
-    for dir in "$lab_dir"/.work-*; do
+    for dir in "$store"/.work-*; do
         [[ -e $dir ]] || continue
         say "removing leftover $dir"
         remove_tree "$dir"
@@ -88,7 +108,7 @@ remove_leftovers() {
 
 prune_except() {
     local path
-    for path in "$lab_dir"/image-* "$lab_dir"/rootfs-*.tar.zst; do
+    for path in "$store"/image-* "$store"/rootfs-*.tar.zst; do
         [[ -e $path && $path != "$1" && $path != "$2" ]] || continue
         say "removing old $path"
         remove_tree "$path"
@@ -98,7 +118,7 @@ prune_except() {
 # new_work_dir: a scratch directory on the cache's file system (so results
 # can be renamed into place) that is removed however the script exits.
 new_work_dir() {
-    work=$(mktemp -d "$lab_dir/.work-XXXXXX")
+    work=$(mktemp -d "$store/.work-XXXXXX")
     trap 'remove_tree "$work"' EXIT
 }
 
