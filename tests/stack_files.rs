@@ -365,3 +365,67 @@ fn every_container_is_pinned_limited_restarted_and_on_the_monitoring_network() {
     let ports = yaml(&base.join("alloy/compose.yaml"))["services"]["alloy"]["ports"].clone();
     assert_eq!(ports, json!(["127.0.0.1:4318:4318"]));
 }
+
+#[test]
+fn loki_runs_as_one_binary_on_its_file_system_with_retention() {
+    let out = tempfile::tempdir().unwrap();
+    let base = out.path().join("stack");
+    project(&base).bramble().success();
+    let loki = yaml(&base.join("loki/loki.yaml"));
+
+    assert_eq!(loki["auth_enabled"], json!(false));
+    assert_eq!(loki["common"]["replication_factor"], json!(1));
+    assert_eq!(loki["common"]["ring"]["kvstore"]["store"], json!("inmemory"));
+    assert!(loki["common"]["storage"]["filesystem"]["chunks_directory"].is_string());
+    let schema = &loki["schema_config"]["configs"][0];
+    assert_eq!(schema["store"], json!("tsdb"));
+    assert_eq!(schema["object_store"], json!("filesystem"));
+    assert_eq!(schema["schema"], json!("v13"));
+    assert_eq!(loki["limits_config"]["retention_period"], json!("168h"));
+    assert_eq!(loki["compactor"]["retention_enabled"], json!(true));
+    assert_eq!(loki["compactor"]["delete_request_store"], json!("filesystem"));
+}
+
+/// Alloy is not packaged for Debian, so its configuration is checked for shape only:
+/// balanced blocks, and every component it wires to is declared in the file.
+#[test]
+fn alloy_wires_only_components_it_declares() {
+    let out = tempfile::tempdir().unwrap();
+    let base = out.path().join("stack");
+    project(&base).bramble().success();
+    let config = std::fs::read_to_string(base.join("alloy/config.alloy")).unwrap();
+    let code: String = config
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(code.matches('{').count(), code.matches('}').count(), "unbalanced blocks");
+
+    let declaration = regex::Regex::new(r#"(?m)^([a-z_]+(?:\.[a-z_]+)+) "([a-z_]+)" \{"#).unwrap();
+    let declared: Vec<String> =
+        declaration.captures_iter(&code).map(|c| format!("{}.{}", &c[1], &c[2])).collect();
+    for component in [
+        "prometheus.remote_write.default",
+        "prometheus.scrape.node",
+        "prometheus.scrape.cadvisor",
+        "otelcol.receiver.otlp.default",
+        "otelcol.exporter.otlphttp.phoenix",
+        "loki.write.default",
+        "loki.source.journal.journal",
+        "loki.source.docker.containers",
+        "loki.source.file.syslog",
+    ] {
+        assert!(declared.iter().any(|name| name == component), "{component} not declared");
+    }
+    let reference =
+        regex::Regex::new(r"\b([a-z_]+(?:\.[a-z_]+)+)\.(receiver|input|rules|targets|output)\b")
+            .unwrap();
+    for found in reference.captures_iter(&code) {
+        assert!(declared.iter().any(|name| name == &found[1]), "{} is not declared", &found[1]);
+    }
+    assert!(code.contains(r#"url = "http://prometheus:9090/api/v1/write""#));
+    assert!(code.contains(r#"url = "http://loki:3100/loki/api/v1/push""#));
+    assert!(code.contains(r#"endpoint = "http://phoenix:6006""#));
+    assert!(code.contains(r#"values = {"level" = ""}"#));
+    assert!(code.contains("/host/var/log/syslog") && code.contains("/host/var/log/auth.log"));
+}
