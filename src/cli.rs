@@ -1,4 +1,5 @@
-//! The command line: `bramble run` takes ansible-playbook's flags.
+//! The command line: `bramble run` takes ansible-playbook's flags; `bramble bake` and
+//! `bramble burn` make and write images.
 
 use std::path::PathBuf;
 
@@ -23,6 +24,100 @@ pub struct Cli {
 pub enum Command {
     /// Run playbooks against an inventory, like ansible-playbook.
     Run(RunArgs),
+    /// Bake a Raspberry Pi image from a recipe in images/.
+    Bake(BakeArgs),
+    /// Write an image to a card (or a file) with this card's own identity.
+    Burn(BurnArgs),
+}
+
+/// `bramble burn IMAGE DEVICE`, `bramble burn --list`.
+#[derive(Debug, Args)]
+pub struct BurnArgs {
+    /// The image: <name>.img.xz (streamed) or a raw .img.
+    #[arg(required_unless_present = "list")]
+    pub image: Option<PathBuf>,
+    /// A removable disk such as /dev/sdb or /dev/mmcblk0, or a regular file.
+    #[arg(required_unless_present = "list")]
+    pub device: Option<PathBuf>,
+    /// List the removable disks and exit.
+    #[arg(long = "list")]
+    pub list: bool,
+    /// Hostname of this card.
+    #[arg(long = "hostname")]
+    pub hostname: Option<String>,
+    /// Login user created at first boot, with passwordless sudo.
+    #[arg(long = "user")]
+    pub user: Option<String>,
+    /// Public key file authorized for the user (repeatable).
+    #[arg(long = "ssh-key")]
+    pub ssh_key: Vec<PathBuf>,
+    /// Wi-Fi settings for the card.
+    #[arg(long = "wifi")]
+    pub wifi: Option<String>,
+    /// Burn one card per host of this inventory, taking identities from host vars.
+    #[arg(short = 'i', long = "inventory")]
+    pub inventory: Option<String>,
+    /// Write even to a non-removable or mounted disk, destroying what is on it.
+    #[arg(long = "overwrite-system-disk")]
+    pub overwrite_system_disk: bool,
+    /// More output (-v to -vvvv).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl BurnArgs {
+    pub fn options(&self) -> Result<crate::image::burn::BurnOptions> {
+        if self.wifi.is_some() {
+            return Err(Error::NotSupported { what: "--wifi (burn with a wired network)".into() });
+        }
+        if self.inventory.is_some() {
+            return Err(Error::NotSupported {
+                what: "--inventory (burn one card per host: run burn once per card)".into(),
+            });
+        }
+        let (Some(image), Some(device)) = (&self.image, &self.device) else {
+            return Err(Error::argument("burn needs an IMAGE and a DEVICE"));
+        };
+        Ok(crate::image::burn::BurnOptions {
+            image: image.clone(),
+            target: device.clone(),
+            hostname: self.hostname.clone(),
+            user: self.user.clone(),
+            ssh_keys: self.ssh_key.clone(),
+            overwrite_system_disk: self.overwrite_system_disk,
+        })
+    }
+}
+
+/// `bramble bake RECIPE`.
+#[derive(Debug, Args)]
+pub struct BakeArgs {
+    /// The recipe, such as images/pi-observability.yml.
+    pub recipe: PathBuf,
+    /// Folder for <name>.img.xz and its .sha256, .img.sha256 and .bmap files.
+    #[arg(short = 'o', long = "output", default_value = ".")]
+    pub output: PathBuf,
+    /// Extra variables for the recipe's playbook, as with `run`.
+    #[arg(short = 'e', long = "extra-vars")]
+    pub extra_vars: Vec<String>,
+    /// More output from the playbook (-v to -vvvv).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl BakeArgs {
+    pub fn options(&self) -> Result<crate::image::bake::BakeOptions> {
+        let mut extra_vars = Map::new();
+        for text in &self.extra_vars {
+            extra_vars.extend(parse_extra_vars(text)?);
+        }
+        Ok(crate::image::bake::BakeOptions {
+            recipe: self.recipe.clone(),
+            output: self.output.clone(),
+            extra_vars,
+            verbosity: self.verbose,
+        })
+    }
 }
 
 /// ansible-playbook's flags, under the same names.

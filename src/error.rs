@@ -65,6 +65,12 @@ pub enum Error {
 
     #[error("role '{name}' not found; looked in {searched}")]
     RoleNotFound { name: String, searched: String },
+
+    #[error("{step}: {message}")]
+    ImageFailed { step: String, message: String },
+
+    #[error("interrupted; everything mounted or attached was released")]
+    Interrupted,
 }
 
 impl Error {
@@ -94,6 +100,11 @@ impl Error {
 
     pub fn template(message: impl Into<String>) -> Error {
         Error::TemplateFailed { message: message.into(), context: None }
+    }
+
+    /// A failed step of `bramble bake` or `bramble burn`.
+    pub fn image(step: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::ImageFailed { step: step.into(), message: message.into() }
     }
 
     pub fn argument(message: impl Into<String>) -> Error {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod connection;
 pub mod error;
 pub mod executor;
+pub mod image;
 pub mod inventory;
 pub mod modules;
 pub mod output;

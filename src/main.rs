@@ -7,16 +7,66 @@ use clap::Parser;
 use bramble::cli::{Cli, Command};
 use bramble::error::Error;
 use bramble::executor::{self, exit};
+use bramble::image;
 
 fn main() {
     let cli = Cli::parse();
-    let Command::Run(arguments) = &cli.command;
-    setup_tracing(arguments.verbose);
-    let code = match arguments.options() {
-        Ok(options) => run(options),
-        Err(error) => report(&error),
-    };
+    let code =
+        match &cli.command {
+            Command::Run(arguments) => {
+                setup_tracing(arguments.verbose);
+                match arguments.options() {
+                    Ok(options) => run(options),
+                    Err(error) => report(&error),
+                }
+            }
+            Command::Bake(arguments) => {
+                setup_tracing(arguments.verbose);
+                match arguments.options() {
+                    Ok(options) => block_on(async move {
+                        image::until_interrupted(image::bake::bake(&options)).await.map(drop)
+                    }),
+                    Err(error) => report(&error),
+                }
+            }
+            Command::Burn(arguments) if arguments.list => {
+                list_removable_disks();
+                exit::OK
+            }
+            Command::Burn(arguments) => {
+                setup_tracing(arguments.verbose);
+                match arguments.options() {
+                    Ok(options) => block_on(async move {
+                        image::until_interrupted(image::burn::burn(&options)).await
+                    }),
+                    Err(error) => report(&error),
+                }
+            }
+        };
     std::process::exit(code);
+}
+
+/// `bramble burn --list`: data on stdout, one disk a line.
+fn list_removable_disks() {
+    for device in image::target::removable_devices() {
+        let size = image::host::human_size(device.bytes);
+        println!("{}\t{size}\t{}", device.path.display(), device.model);
+    }
+}
+
+/// Runs an image command to completion: 0, or the error reported.
+fn block_on(work: impl std::future::Future<Output = Result<(), Error>>) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("[ERROR]: could not start the async runtime: {error}");
+            return exit::ERROR;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => exit::OK,
+        Err(error) => report(&error),
+    }
 }
 
 fn run(options: executor::Options) -> i32 {
@@ -43,6 +93,7 @@ fn report(error: &Error) -> i32 {
         | Error::RoleNotFound { .. }
         | Error::InventoryInvalid { .. } => exit::PARSER_ERROR,
         Error::ArgumentInvalid { .. } => exit::OPTIONS_ERROR,
+        Error::Interrupted => exit::INTERRUPTED,
         _ => exit::ERROR,
     }
 }

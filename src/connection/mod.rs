@@ -1,11 +1,14 @@
-//! How commands reach a host: over SSH (russh) or on this machine, always through `sh -c`.
+//! How commands reach a host: over SSH (russh), on this machine, or inside a chroot, always
+//! through `sh -c`.
 
+mod chroot;
 mod local;
 mod quote;
 mod ssh;
 
 use std::time::Duration;
 
+pub use chroot::ChrootConnection;
 pub use local::LocalConnection;
 pub use quote::{quote, quote_all, split_words};
 pub use ssh::{HostKeyPolicy, SshConnection, SshTarget};
@@ -37,6 +40,7 @@ pub struct Unreachable(pub String);
 pub enum Connection {
     Ssh(SshConnection),
     Local(LocalConnection),
+    Chroot(ChrootConnection),
 }
 
 /// Privilege escalation settings for one command.
@@ -55,6 +59,7 @@ impl Connection {
         match self {
             Connection::Ssh(ssh) => ssh.exec(command, stdin).await,
             Connection::Local(local) => local.exec(command, stdin).await,
+            Connection::Chroot(chroot) => chroot.exec(command, stdin).await,
         }
     }
 

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::connection::{
-    Connection, HostKeyPolicy, LocalConnection, SshConnection, SshTarget, Unreachable, split_words,
+    ChrootConnection, Connection, HostKeyPolicy, LocalConnection, SshConnection, SshTarget,
+    Unreachable, split_words,
 };
 
 /// Connections are reused while these stay the same.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectionKey {
     Local,
+    Chroot { root: PathBuf },
     Ssh { host: String, port: u16, user: String },
 }
 
@@ -45,10 +47,16 @@ pub fn settings(
     let connection = text(vars, "ansible_connection").unwrap_or_else(|| "ssh".into());
     match connection.as_str() {
         "local" => return Ok(Settings { key: ConnectionKey::Local, target: None }),
+        // As in Ansible, the chroot directory is the host's address.
+        "chroot" => {
+            let root = text(vars, "ansible_host").unwrap_or_else(|| host.to_string());
+            let key = ConnectionKey::Chroot { root: expand_home(&root) };
+            return Ok(Settings { key, target: None });
+        }
         "ssh" | "smart" | "paramiko" => {}
         other => {
             return Err(format!(
-                "not supported yet: ansible_connection={other} (use ssh or local)"
+                "not supported yet: ansible_connection={other} (use ssh, local or chroot)"
             ));
         }
     }
@@ -159,6 +167,9 @@ pub fn ssh_options(arguments: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 pub async fn open(settings: &Settings) -> Result<Arc<Connection>, Unreachable> {
+    if let ConnectionKey::Chroot { root } = &settings.key {
+        return Ok(Arc::new(Connection::Chroot(ChrootConnection::open(root)?)));
+    }
     match &settings.target {
         None => Ok(Arc::new(Connection::Local(LocalConnection))),
         Some(target) => {

@@ -57,6 +57,8 @@ pub mod exit {
     pub const HOST_UNREACHABLE: i32 = 4;
     pub const PARSER_ERROR: i32 = 4;
     pub const OPTIONS_ERROR: i32 = 5;
+    /// Stopped by Ctrl-C or SIGTERM, as a shell reports SIGINT.
+    pub const INTERRUPTED: i32 = 130;
 }
 
 /// Variables keyed by group or host name.

@@ -14,6 +14,7 @@ echo "nodename=$(uname -n)"
 echo "fqdn=$(hostname -f 2>/dev/null || uname -n)"
 echo "pid1=$(cat /proc/1/comm 2>/dev/null)"
 [ -d /run/systemd/system ] && echo "systemd_booted=1"
+init_root=$(stat -c %d:%i /proc/1/root/ 2>/dev/null) && [ "$init_root" != "$(stat -c %d:%i /)" ] && echo "is_chroot=1"
 echo "user_id=$(id -un)"
 echo "user_uid=$(id -u)"
 echo "user_gid=$(id -g)"
@@ -87,6 +88,7 @@ pub fn facts_from(text: &str) -> Map<String, Value> {
         service_manager(&get("pid1"))
     };
     facts.insert("service_mgr".into(), Value::from(service_mgr));
+    facts.insert("is_chroot".into(), Value::Bool(raw.contains_key("is_chroot")));
 
     facts.insert("user_id".into(), Value::from(get("user_id")));
     facts.insert("user_uid".into(), Value::from(number("user_uid")));

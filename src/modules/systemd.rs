@@ -41,6 +41,11 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     let name = call.args.string(&["name"]);
     let no_block = if call.args.flag(&["no_block"], false)? { " --no-block" } else { "" };
 
+    if let Some(name) = &name
+        && !systemd_running(call).await?
+    {
+        return run_offline(call, &systemctl, name, state.as_deref(), enabled, masked).await;
+    }
     if call.args.flag(&["daemon_reexec"], false)? && !call.check_mode {
         call.remote.check(&format!("{systemctl} daemon-reexec"), "systemctl daemon-reexec").await?;
     }
@@ -105,6 +110,58 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     let status =
         if changed && !call.check_mode { show(call, &systemctl, &unit).await? } else { status };
     outcome.insert("status".into(), Value::Object(status));
+    outcome.insert("changed".into(), Value::Bool(changed));
+    Ok(outcome)
+}
+
+/// Whether systemd runs on the host, as `sd_booted()` decides it.
+async fn systemd_running(call: &Call<'_>) -> Result<bool, Failure> {
+    Ok(call.remote.run("test -d /run/systemd/system").await?.rc == 0)
+}
+
+/// Without a running systemd (a chroot, such as an image being baked), unit files can still
+/// be enabled, disabled and masked, but nothing can start: a requested state is left to the
+/// next boot and reported in the result's warnings rather than as a failure.
+async fn run_offline(
+    call: &Call<'_>,
+    systemctl: &str,
+    name: &str,
+    state: Option<&str>,
+    enabled: Option<bool>,
+    masked: Option<bool>,
+) -> Outcome {
+    let unit = quote(name);
+    let probe = call.remote.run(&format!("{systemctl} is-enabled {unit}")).await?;
+    let current = probe.stdout_text().trim().to_string();
+    if current.is_empty() || current == "not-found" {
+        return Err(fail(format!("Could not find the requested service {name}: host")));
+    }
+    let mut outcome = result([("name", Value::from(name))]);
+    let mut changed = false;
+    if let Some(masked) = masked
+        && masked != (current == "masked")
+    {
+        changed = true;
+        let verb = if masked { "mask" } else { "unmask" };
+        run_unless_check(call, &format!("{systemctl} {verb} {unit}")).await?;
+    }
+    if let Some(enabled) = enabled {
+        let is_enabled = matches!(current.as_str(), "enabled" | "static" | "alias" | "indirect");
+        if enabled != is_enabled {
+            changed = true;
+            let verb = if enabled { "enable" } else { "disable" };
+            run_unless_check(call, &format!("{systemctl} {verb} {unit}")).await?;
+        }
+        outcome.insert("enabled".into(), Value::Bool(enabled));
+    }
+    if let Some(state) = state {
+        let reported = if state == "stopped" { "stopped" } else { "started" };
+        outcome.insert("state".into(), Value::from(reported));
+        if reported == "started" {
+            let note = format!("systemd is not running here: {name} starts at the next boot");
+            outcome.insert("warnings".into(), Value::from(vec![Value::from(note)]));
+        }
+    }
     outcome.insert("changed".into(), Value::Bool(changed));
     Ok(outcome)
 }
