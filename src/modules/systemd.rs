@@ -41,11 +41,6 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     let name = call.args.string(&["name"]);
     let no_block = if call.args.flag(&["no_block"], false)? { " --no-block" } else { "" };
 
-    if let Some(name) = &name
-        && !systemd_running(call).await?
-    {
-        return run_offline(call, &systemctl, name, state.as_deref(), enabled, masked).await;
-    }
     if call.args.flag(&["daemon_reexec"], false)? && !call.check_mode {
         call.remote.check(&format!("{systemctl} daemon-reexec"), "systemctl daemon-reexec").await?;
     }
@@ -59,7 +54,14 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         return Ok(result([("changed", Value::Bool(false))]));
     };
     let unit = quote(&name);
-    let status = show(call, &systemctl, &unit).await?;
+    let status = match show(call, &systemctl, &unit).await {
+        Ok(status) if status.contains_key("LoadState") => status,
+        // Checked only when show gives nothing, so a booted host pays no extra round trip.
+        _ if !systemd_running(call).await? => {
+            return run_offline(call, &systemctl, &name, state.as_deref(), enabled, masked).await;
+        }
+        shown => shown?,
+    };
     let text = |key: &str| status.get(key).and_then(Value::as_str).unwrap_or("").to_string();
     let mut outcome = result([("name", Value::from(name.clone()))]);
     let mut changed = false;
