@@ -119,19 +119,19 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         .args
         .choice(&["state"], &["absent", "present", "started", "stopped"], Some("started"))?
         .unwrap_or_default();
+    let settings = if state == "absent" { None } else { Some(Settings::from_call(call)?) };
     let mut found = inspect(call, "container", &name).await?;
     let mut actions: Vec<String> = Vec::new();
     let remove = command_line(call, &["rm", "--force", "--", &name]);
 
-    if state == "absent" {
+    let Some(settings) = settings else {
         if found.is_some() {
             apply(call, &remove, "docker rm").await?;
             actions.push(format!("Removed container {name}"));
         }
         return Ok(outcome(actions, Value::Object(Map::new())));
-    }
+    };
 
-    let settings = Settings::from_call(call)?;
     let stale = found
         .as_ref()
         .is_some_and(|existing| config_hash(existing) != Some(settings.hash().as_str()));

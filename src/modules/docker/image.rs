@@ -30,6 +30,10 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     let image = reference(&name, &tag);
     let state =
         call.args.choice(&["state"], &["present", "absent"], Some("present"))?.unwrap_or_default();
+    let source = call.args.choice(&["source"], &["pull", "load", "local", "build"], None)?;
+    if source.as_deref() == Some("build") {
+        return Err(fail("not supported yet: docker_image with source=build"));
+    }
     let current = inspect(call, "image", &image).await?;
 
     if state == "absent" {
@@ -45,13 +49,8 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         return Ok(outcome(true, vec![format!("Removed image {image}")], found));
     }
 
-    let source = call
-        .args
-        .choice(&["source"], &["pull", "load", "local", "build"], None)?
-        .ok_or_else(|| fail("not supported yet: docker_image without source"))?;
-    if source == "build" {
-        return Err(fail("not supported yet: docker_image with source=build"));
-    }
+    let source = source
+        .ok_or_else(|| fail("state is present but all of the following are missing: source"))?;
     let force_source = call.args.flag(&["force_source"], false)?;
     let action = present_action(&source, current.is_some(), force_source);
     let Some(action) = action else {
