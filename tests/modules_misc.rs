@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use common::Sshd;
 
-const PLAYBOOK: &str = r#"
+const PLAYBOOK: &str = r####"
 - hosts: all
   gather_facts: false
   tasks:
@@ -53,8 +53,23 @@ const PLAYBOOK: &str = r#"
       register: paused
     - wait_for_connection: { timeout: 10 }
       register: waited
+    - assemble: { src: "{{ dir }}/frags", dest: "{{ dir }}/assembled", delimiter: "### part", mode: "0600" }
+      register: assembled
+    - assemble: { src: "{{ dir }}/frags", dest: "{{ dir }}/filtered", regexp: "^1", ignore_hidden: true, backup: true }
+      register: filtered
+    - assemble: { src: "{{ dir }}/nope", dest: "{{ dir }}/x" }
+      register: assemble_missing
+      ignore_errors: true
+    - assemble: { src: local-frags, dest: "{{ dir }}/local", remote_src: false }
+      register: assembled_local
+    - slurp: { src: "{{ dir }}/assembled" }
+      register: assembled_text
     - debug:
         msg:
+          - "assemble|{{ assembled.changed }}|{{ assembled.checksum }}|{{ assembled.md5sum }}|{{ assembled.msg }}|{{ assembled_text.content | b64decode }}"
+          - "assemble filtered|{{ filtered.changed }}|{{ filtered.checksum }}|{{ 'backup_file' in filtered }}"
+          - "assemble missing|{{ assemble_missing.msg }}"
+          - "assemble local|{{ assembled_local.changed }}|{{ assembled_local.checksum }}"
           - "slurp|{{ slurped.content | b64decode }}|{{ slurped.encoding }}|{{ slurped.source }}|{{ slurped.changed }}"
           - "slurp missing|{{ slurp_missing.msg }}|{{ slurp_missing.failed }}"
           - "slurp dir|{{ slurp_dir.msg }}"
@@ -72,7 +87,7 @@ const PLAYBOOK: &str = r#"
           - "script failed|{{ script_failed.rc }}|{{ script_failed.msg }}"
           - "pause|{{ paused.stdout[:12] }}|{{ paused.delta }}|{{ paused.echo }}|{{ paused.changed }}"
           - "waited|{{ waited.elapsed is number }}"
-"#;
+"####;
 
 fn reports(stdout: &str, dir: &Path) -> Vec<String> {
     let dir = dir.display().to_string();
@@ -127,6 +142,8 @@ fn project(sshd: &Sshd) -> tempfile::TempDir {
     write("hosts", &format!("{}\n", sshd.host_line("pi1")));
     write("files/hello.sh", "#!/bin/sh\necho \"args: $1|$2\"\n");
     write("files/fails.sh", "#!/bin/sh\nexit 3\n");
+    write("local-frags/b", "two\n");
+    write("local-frags/a", "one");
     project
 }
 
@@ -137,6 +154,12 @@ fn results_match_ansible_on_first_and_second_run() {
     let (ours, theirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     for dir in [&ours, &theirs] {
         std::fs::write(dir.path().join("seed"), "hello\n").unwrap();
+        let frags = dir.path().join("frags");
+        std::fs::create_dir_all(frags.join("sub")).unwrap();
+        std::fs::write(frags.join("20-b"), "b").unwrap();
+        std::fs::write(frags.join("10-a"), "a\n").unwrap();
+        std::fs::write(frags.join(".1-hidden"), "h\n").unwrap();
+        std::fs::write(frags.join("15-c"), "c\n").unwrap();
     }
     for round in ["first", "second"] {
         let mine = run(true, project.path(), ours.path());

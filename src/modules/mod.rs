@@ -2,6 +2,7 @@
 //! following Validate → Query → Modify, and stops after Query in check mode.
 
 mod args;
+mod assemble;
 mod authorized_key;
 mod blockinfile;
 mod command;
@@ -518,6 +519,25 @@ const SPECS: &[Spec] = &[
             "follow",
         ],
     },
+    Spec {
+        name: "assemble",
+        aliases: &[],
+        params: &[
+            "src",
+            "dest",
+            "delimiter",
+            "backup",
+            "remote_src",
+            "regexp",
+            "ignore_hidden",
+            "validate",
+            "decrypt",
+            "mode",
+            "owner",
+            "group",
+            "unsafe_writes",
+        ],
+    },
     Spec { name: "slurp", aliases: &[], params: &["src", "path"] },
     Spec { name: "tempfile", aliases: &[], params: &["state", "path", "prefix", "suffix"] },
     Spec {
@@ -667,6 +687,7 @@ pub const NAMES: &[&str] = &[
     "replace",
     "find",
     "authorized_key",
+    "assemble",
     "slurp",
     "tempfile",
     "getent",
@@ -768,6 +789,7 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         "replace" => replace::run(call).await,
         "find" => find::run(call).await,
         "authorized_key" => authorized_key::run(call).await,
+        "assemble" => assemble::run(call).await,
         "slurp" => slurp::run(call).await,
         "tempfile" => tempfile::run(call).await,
         "getent" => getent::run(call).await,
