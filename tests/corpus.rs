@@ -285,14 +285,59 @@ fn reduce(raw: &Raw, root: &Path, debug_only: bool) -> Outcome {
     Outcome { code: raw.code, recap, stdout, tree: tree(&root.join("project")) }
 }
 
-/// Timings and the sshd's port vary between runs.
+/// Timings vary between runs, and so does the order in which hosts finish a task.
 fn normalize(text: &str) -> String {
     let times = regex::Regex::new(r#""(delta|end|start)": "[^"]*""#).expect("regex");
     let text = times.replace_all(text, r#""$1": "<time>""#);
-    text.lines()
-        .filter(|line| !line.contains("discovered Python interpreter"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let lines: Vec<&str> =
+        text.lines().filter(|line| !line.contains("discovered Python interpreter")).collect();
+    sort_host_results(&lines).join("\n")
+}
+
+/// Within each task, orders the per-host results by host name (stably, so one host's loop
+/// items keep their order): hosts run in parallel and report in whatever order they finish.
+fn sort_host_results(lines: &[&str]) -> Vec<String> {
+    let start = regex::Regex::new(r"^(ok|changed|skipping|fatal|failed|FAILED - RETRYING): \[")
+        .expect("regex");
+    let host =
+        regex::Regex::new(r"^(?:ok|changed|skipping|fatal|failed|FAILED - RETRYING): \[([^\]]+)\]")
+            .expect("regex");
+    let mut out = Vec::new();
+    let mut chunks: Vec<Vec<&str>> = Vec::new();
+    let mut open_error = false;
+    let flush = |chunks: &mut Vec<Vec<&str>>, out: &mut Vec<String>| {
+        let key = |chunk: &Vec<&str>| -> String {
+            chunk
+                .iter()
+                .find_map(|line| host.captures(line).map(|c| c[1].to_string()))
+                .unwrap_or_default()
+        };
+        chunks.sort_by_key(key);
+        out.extend(chunks.drain(..).flatten().map(str::to_string));
+    };
+    for line in lines {
+        let begins_result = line.starts_with("[ERROR]:") || start.is_match(line);
+        let closes_error =
+            open_error && (line.starts_with("fatal: [") || line.starts_with("failed: ["));
+        if closes_error {
+            open_error = false;
+            chunks.last_mut().expect("open chunk").push(line);
+        } else if begins_result {
+            open_error = line.starts_with("[ERROR]:");
+            chunks.push(vec![line]);
+        } else if open_error {
+            chunks.last_mut().expect("open chunk").push(line);
+        } else if line.is_empty() || line.starts_with("TASK [") || line.starts_with("PLAY ") {
+            flush(&mut chunks, &mut out);
+            out.push(line.to_string());
+        } else if let Some(chunk) = chunks.last_mut() {
+            chunk.push(line);
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    flush(&mut chunks, &mut out);
+    out
 }
 
 /// Banners and the results of `debug` tasks (`ok: [h] => {` and what follows up to `}`).

@@ -4,9 +4,11 @@
 //! the one before (hash_behaviour=replace):
 //!
 //!  1. role defaults (every role of the play, then the task's own role again, so its own win)
-//!  2. inventory group vars, shallow groups first (`all`, then children by depth and name),
-//!     each group's inventory-side values then the playbook-side `group_vars/`
-//!  3. inventory host vars, then the playbook-side `host_vars/`
+//!  2. group vars: the inventory sources' own values, `all` first, then the host's other
+//!     groups (by depth, then `ansible_group_priority`, then name); then, `all` first and
+//!     the other groups after, `group_vars/` beside the inventory, then beside the playbook
+//!  3. host vars: the inventory source's, then `host_vars/` beside the inventory, then
+//!     beside the playbook
 //!  4. gathered facts (as `ansible_facts` and as `ansible_<name>`)
 //!  5. play `vars:`, then `vars_files`
 //!  6. role `vars/` (every role, then the task's own)
@@ -70,20 +72,36 @@ pub fn assemble(
     vars
 }
 
-/// Inventory-side and playbook-side group and host variables, merged.
+/// Inventory-side and playbook-side group and host variables, merged in ansible-core's
+/// default order: the inventory sources' own vars of `all` then of the host's other groups
+/// (by depth, priority, name); then `group_vars/` beside the inventory and beside the
+/// playbook, for `all` and then for the other groups; then the host's own in the same steps.
 pub fn host_inventory_vars(shared: &Shared, host: &str) -> Map<String, Value> {
     let inventory = &shared.inventory;
     let mut merged = Map::new();
-    for (_, group) in inventory.host_groups(host) {
-        if let Some(entry) = inventory.groups.get(&group) {
-            merged.extend(entry.vars.clone());
+    let groups = inventory.host_groups(host);
+    let (all, others): (Vec<_>, Vec<_>) = groups.iter().partition(|(_, name)| name == "all");
+    let entries = |layer: &Vec<&(usize, String)>| -> Vec<&crate::inventory::Group> {
+        layer.iter().filter_map(|(_, name)| inventory.groups.get(name.as_str())).collect()
+    };
+    for layer in [&all, &others] {
+        for group in entries(layer) {
+            merged.extend(group.vars.clone());
         }
-        if let Some(extra) = shared.playbook_group_vars.get(&group) {
-            merged.extend(extra.clone());
+    }
+    for layer in [&all, &others] {
+        for group in entries(layer) {
+            merged.extend(group.dir_vars.clone());
+        }
+        for group in entries(layer) {
+            if let Some(extra) = shared.playbook_group_vars.get(&group.name) {
+                merged.extend(extra.clone());
+            }
         }
     }
     if let Some(entry) = inventory.hosts.get(host) {
         merged.extend(entry.vars.clone());
+        merged.extend(entry.dir_vars.clone());
     }
     if let Some(extra) = shared.playbook_host_vars.get(host) {
         merged.extend(extra.clone());

@@ -43,7 +43,14 @@ pub fn parse(inventory: &mut Inventory, path: &Path, text: &str) -> Result<()> {
                 let (key, value) = line.split_once('=').ok_or_else(|| {
                     fail(format!("expected `key=value` in [{group}:vars], found `{line}`"))
                 })?;
-                let value = Value::String(unquote(value.trim()));
+                // ansible-core reads `:vars` values as Python literals too, like inline ones.
+                let value = value.trim();
+                let unquoted = unquote(value);
+                let value = if unquoted.len() != value.len() {
+                    Value::String(unquoted)
+                } else {
+                    literal(value)
+                };
                 inventory.group_mut(group).vars.insert(key.trim().to_string(), value);
             }
             Section::Children(group) => {
@@ -91,7 +98,7 @@ fn host_line(inventory: &mut Inventory, group: &str, line: &str) -> Result<(), S
 }
 
 /// `name:2222` sets the port, but an IPv6 address keeps its colons.
-fn split_port(pattern: &str) -> (&str, Option<u16>) {
+pub fn split_port(pattern: &str) -> (&str, Option<u16>) {
     if pattern.matches(':').count() == 1
         && !pattern.contains('[')
         && let Some((name, port)) = pattern.split_once(':')
@@ -223,15 +230,17 @@ mod tests {
     }
 
     #[test]
-    fn inline_vars_are_literals_and_group_vars_strings() {
+    fn inline_and_group_vars_are_literals() {
         let mut inventory = Inventory::default();
-        let text = "[pis]\npi1 ansible_port=2222 flag=True name='a b'\n[pis:vars]\nport=22\n";
+        let text =
+            "[pis]\npi1 ansible_port=2222 flag=True name='a b'\n[pis:vars]\nport=22\nq='22'\n";
         parse(&mut inventory, Path::new("hosts"), text).unwrap();
         let host = &inventory.hosts["pi1"].vars;
         assert_eq!(host["ansible_port"], Value::from(2222));
         assert_eq!(host["flag"], Value::Bool(true));
         assert_eq!(host["name"], Value::from("a b"));
-        assert_eq!(inventory.groups["pis"].vars["port"], Value::from("22"));
+        assert_eq!(inventory.groups["pis"].vars["port"], Value::from(22));
+        assert_eq!(inventory.groups["pis"].vars["q"], Value::from("22"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod ini;
 mod pattern;
 mod vars_dir;
+mod yaml_format;
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +19,10 @@ pub use vars_dir::{load_vars_dirs, read_vars as read_vars_public};
 #[derive(Clone, Debug, Default)]
 pub struct Host {
     pub name: String,
+    /// Variables written in the inventory source itself.
     pub vars: Map<String, Value>,
+    /// Variables from `host_vars/` beside the inventory sources.
+    pub dir_vars: Map<String, Value>,
 }
 
 /// A group: its direct hosts, child groups and variables.
@@ -27,7 +31,10 @@ pub struct Group {
     pub name: String,
     pub hosts: Vec<String>,
     pub children: Vec<String>,
+    /// Variables written in the inventory source itself.
     pub vars: Map<String, Value>,
+    /// Variables from `group_vars/` beside the inventory sources.
+    pub dir_vars: Map<String, Value>,
 }
 
 /// Every host and group, in the order the sources declared them.
@@ -42,7 +49,8 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Loads every `-i` source: INI files, directories of them, or `host1,host2,` lists.
+    /// Loads every `-i` source: INI, YAML or JSON files, directories of them, or
+    /// `host1,host2,` lists; then the `group_vars/` and `host_vars/` beside each.
     pub fn load(sources: &[String]) -> Result<Inventory> {
         let mut inventory = Inventory::default();
         inventory.group_mut("all");
@@ -51,6 +59,9 @@ impl Inventory {
             inventory.load_source(source)?;
         }
         inventory.finish();
+        for directory in inventory.directories.clone() {
+            load_vars_dirs(&mut inventory, &directory)?;
+        }
         Ok(inventory)
     }
 
@@ -73,12 +84,20 @@ impl Inventory {
                 self.load_file(&entry)?;
             }
             self.directories.push(path.to_path_buf());
-            return load_vars_dirs(self, path);
+            return Ok(());
+        }
+        if !path.exists() {
+            // ansible-playbook warns and goes on with what the other sources give.
+            eprintln!("[WARNING]: Unable to parse {} as an inventory source", path.display());
+            return Ok(());
         }
         self.load_file(path)?;
         let directory = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        load_vars_dirs(self, &directory)?;
-        self.directories.push(directory);
+        let directory =
+            if directory.as_os_str().is_empty() { PathBuf::from(".") } else { directory };
+        if !self.directories.contains(&directory) {
+            self.directories.push(directory);
+        }
         Ok(())
     }
 
@@ -87,9 +106,7 @@ impl Inventory {
             .map_err(|source| Error::FileRead { path: path.to_path_buf(), source })?;
         let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         if matches!(extension, "yml" | "yaml" | "json") {
-            return Err(Error::NotSupported {
-                what: format!("{}: YAML and JSON inventories (use INI)", path.display()),
-            });
+            return yaml_format::parse(self, path);
         }
         ini::parse(self, path, &text)
     }
@@ -108,7 +125,7 @@ impl Inventory {
         }
         self.hosts
             .entry(name.to_string())
-            .or_insert_with(|| Host { name: name.to_string(), vars: Map::new() })
+            .or_insert_with(|| Host { name: name.to_string(), ..Host::default() })
     }
 
     /// Hangs top-level groups under `all` and puts group-less hosts in `ungrouped`.
@@ -164,16 +181,30 @@ impl Inventory {
         }
     }
 
-    /// The groups a host belongs to, in variable-merge order: depth below `all`, then name.
+    /// The groups a host belongs to, in variable-merge order: depth below `all`, then
+    /// `ansible_group_priority` (default 1), then name.
     pub fn host_groups(&self, host: &str) -> Vec<(usize, String)> {
-        let mut found: Vec<(usize, String)> = self
+        let mut found: Vec<(usize, i64, String)> = self
             .groups
             .keys()
             .filter(|name| self.group_hosts(name).iter().any(|member| member == host))
-            .map(|name| (self.depth(name, 0), name.clone()))
+            .map(|name| (self.depth(name, 0), self.priority(name), name.clone()))
             .collect();
         found.sort();
-        found
+        found.into_iter().map(|(depth, _, name)| (depth, name)).collect()
+    }
+
+    fn priority(&self, name: &str) -> i64 {
+        let Some(group) = self.groups.get(name) else { return 1 };
+        let value = group
+            .dir_vars
+            .get("ansible_group_priority")
+            .or(group.vars.get("ansible_group_priority"));
+        match value {
+            Some(Value::Number(number)) => number.as_i64().unwrap_or(1),
+            Some(Value::String(text)) => text.trim().parse().unwrap_or(1),
+            _ => 1,
+        }
     }
 
     /// The longest chain of parents from `all` down to the group, as Ansible counts depth.
@@ -185,27 +216,35 @@ impl Inventory {
         parents.map(|parent| self.depth(&parent.name, guard + 1) + 1).max().unwrap_or(1)
     }
 
-    /// Group variables merged in Ansible's order (depth, then name), then the host's own.
+    /// Group variables merged in Ansible's order (see `executor::vars`), then the host's own.
     pub fn host_vars(&self, host: &str) -> Map<String, Value> {
         let mut merged = Map::new();
-        for (_, group) in self.host_groups(host) {
-            if let Some(group) = self.groups.get(&group) {
-                merged.extend(group.vars.clone());
+        let groups = self.host_groups(host);
+        let (all, others): (Vec<_>, Vec<_>) = groups.iter().partition(|(_, name)| name == "all");
+        for layer in [&all, &others] {
+            for (_, name) in layer.iter() {
+                merged.extend(self.groups[name.as_str()].vars.clone());
+            }
+        }
+        for layer in [&all, &others] {
+            for (_, name) in layer.iter() {
+                merged.extend(self.groups[name.as_str()].dir_vars.clone());
             }
         }
         if let Some(entry) = self.hosts.get(host) {
             merged.extend(entry.vars.clone());
+            merged.extend(entry.dir_vars.clone());
         }
         merged
     }
 
-    /// `group_names`: the host's groups without `all` and `ungrouped`, sorted.
+    /// `group_names`: the host's groups without `all` (`ungrouped` stays), sorted.
     pub fn group_names(&self, host: &str) -> Vec<String> {
         let mut names: Vec<String> = self
             .host_groups(host)
             .into_iter()
             .map(|(_, name)| name)
-            .filter(|name| name != "all" && name != "ungrouped")
+            .filter(|name| name != "all")
             .collect();
         names.sort();
         names

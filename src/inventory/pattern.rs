@@ -30,14 +30,26 @@ pub fn select(inventory: &Inventory, pattern: &str) -> Result<Vec<String>> {
     Ok(chosen)
 }
 
+/// Splits on `,`, or else on `:` outside `[...]` subscripts.
 fn split_terms(pattern: &str) -> Vec<String> {
     let separator = if pattern.contains(',') { ',' } else { ':' };
-    pattern
-        .split(separator)
-        .map(str::trim)
-        .filter(|term| !term.is_empty())
-        .map(str::to_string)
-        .collect()
+    let mut terms = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0usize;
+    for character in pattern.chars() {
+        match character {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            c if c == separator && depth == 0 => {
+                terms.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(character);
+    }
+    terms.push(current);
+    terms.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()
 }
 
 fn match_term(inventory: &Inventory, term: &str) -> Result<Vec<String>> {
@@ -56,12 +68,44 @@ fn match_term(inventory: &Inventory, term: &str) -> Result<Vec<String>> {
     if inventory.hosts.contains_key(term) {
         return Ok(vec![term.to_string()]);
     }
+    if let Some((base, (start, end))) = subscript(term) {
+        let hosts = match_term(inventory, base)?;
+        return Ok(slice(&hosts, start, end));
+    }
     if term.contains('*') || term.contains('?') {
         let regex = Regex::new(&glob_to_regex(term))
             .map_err(|error| Error::argument(format!("invalid host pattern `{term}`: {error}")))?;
         return Ok(names_matching(inventory, |name| regex.is_match(name)));
     }
     Ok(Vec::new())
+}
+
+/// A subscript's start, and its end: `None` for a single index, `Some(None)` when open.
+type Bounds = (Option<i64>, Option<Option<i64>>);
+
+/// `group[2]`, `group[1:3]` (inclusive), `group[:2]`, `group[1:]`, `group[-1]`.
+fn subscript(term: &str) -> Option<(&str, Bounds)> {
+    let (base, rest) = term.split_once('[')?;
+    let inside = rest.strip_suffix(']')?;
+    let number = |text: &str| -> Option<Option<i64>> {
+        if text.is_empty() { Some(None) } else { text.parse().ok().map(Some) }
+    };
+    match inside.split_once(':') {
+        None => Some((base, (Some(inside.parse().ok()?), None))),
+        Some((start, end)) => Some((base, (number(start)?, Some(number(end)?)))),
+    }
+}
+
+fn slice(hosts: &[String], start: Option<i64>, end: Option<Option<i64>>) -> Vec<String> {
+    let length = hosts.len() as i64;
+    let resolve = |index: i64| if index < 0 { length + index } else { index };
+    let first = resolve(start.unwrap_or(0));
+    let last = match end {
+        None => first,
+        Some(None) => length - 1,
+        Some(Some(end)) => resolve(end),
+    };
+    (first.max(0)..=last.min(length - 1)).map(|index| hosts[index as usize].clone()).collect()
 }
 
 fn names_matching(inventory: &Inventory, matches: impl Fn(&str) -> bool) -> Vec<String> {

@@ -13,13 +13,13 @@ pub fn load_vars_dirs(inventory: &mut Inventory, directory: &Path) -> Result<()>
     let groups: Vec<String> = inventory.groups.keys().cloned().collect();
     for group in groups {
         let vars = read_vars(&directory.join("group_vars"), &group)?;
-        inventory.group_mut(&group).vars.extend(vars);
+        inventory.group_mut(&group).dir_vars.extend(vars);
     }
     let hosts: Vec<String> = inventory.hosts.keys().cloned().collect();
     for host in hosts {
         let vars = read_vars(&directory.join("host_vars"), &host)?;
         if let Some(entry) = inventory.hosts.get_mut(&host) {
-            entry.vars.extend(vars);
+            entry.dir_vars.extend(vars);
         }
     }
     Ok(())

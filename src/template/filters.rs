@@ -31,6 +31,7 @@ pub fn register(environment: &mut Environment<'static>) {
     environment.add_filter("flatten", flatten);
     environment.add_filter("difference", difference);
     environment.add_filter("union", union);
+    environment.add_filter("type_debug", type_debug);
     for name in ["succeeded", "success"] {
         environment.add_test(name, |result: Value| !flag(&result, "failed"));
     }
@@ -50,6 +51,22 @@ pub fn register(environment: &mut Environment<'static>) {
     environment.add_test("regex", |text: &str, pattern: &str| regex_test(text, pattern));
     environment.add_test("version", version_test);
     environment.add_test("version_compare", version_test);
+}
+
+/// The Python type name Ansible reports for a value.
+fn type_debug(value: Value) -> &'static str {
+    use minijinja::value::ValueKind;
+    match value.kind() {
+        ValueKind::Undefined | ValueKind::None => "NoneType",
+        ValueKind::Bool => "bool",
+        ValueKind::Number if value.as_i64().is_some() => "int",
+        ValueKind::Number => "float",
+        ValueKind::String => "str",
+        ValueKind::Bytes => "bytes",
+        ValueKind::Seq | ValueKind::Iterable => "list",
+        ValueKind::Map => "dict",
+        _ => "object",
+    }
 }
 
 fn flag(result: &Value, key: &str) -> bool {
