@@ -15,10 +15,13 @@ fn repo() -> PathBuf {
 }
 
 fn script(name: &str, arguments: &[&str]) -> String {
-    // site.yml installs Docker, so the guest boots the image variant that holds it.
+    // site.yml installs Docker, so the guest boots the image variant that holds it; dockerd
+    // and containerd start at boot too, so that image takes longer to answer.
+    let boot_timeout = std::env::var("BRAMBLE_LAB_BOOT_TIMEOUT").unwrap_or_else(|_| "600".into());
     let output = Command::new(repo().join("tests/lab").join(name))
         .args(arguments)
         .env("BRAMBLE_LAB_VARIANT", "docker")
+        .env("BRAMBLE_LAB_BOOT_TIMEOUT", boot_timeout)
         .output()
         .expect("run a lab script");
     assert!(
