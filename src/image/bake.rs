@@ -21,6 +21,14 @@ use crate::executor;
 /// Provisioning stops early when the image has less than this left.
 const MINIMUM_FREE: u64 = 256 << 20;
 
+/// The newest kernel's initramfs, rebuilt, and both copied where the firmware looks.
+const REBUILD_INITRAMFS: &str = "set -e
+for kernel in /boot/vmlinuz-*; do version=${kernel#/boot/vmlinuz-}; done
+update-initramfs -u -k \"$version\"
+cp \"/boot/vmlinuz-$version\" /boot/firmware/vmlinuz
+cp \"/boot/initrd.img-$version\" /boot/firmware/initrd.img
+";
+
 /// What `bramble bake` was asked for.
 #[derive(Clone, Debug, Default)]
 pub struct BakeOptions {
@@ -59,7 +67,6 @@ pub async fn bake(options: &BakeOptions) -> Result<Outputs> {
     std::fs::create_dir_all(&root).map_err(|e| io("creating the mount point", &root, e))?;
     let depth_unmounted = cleanup.depth();
     let mounted = mounts::mount(&image, &root, &mut cleanup).await?;
-    host::run("growing the root file system", "resize2fs", &[&mounted.root_device]).await?;
     check_free_space(&root, &steps).await?;
     steps.done();
 
@@ -84,11 +91,10 @@ pub async fn bake(options: &BakeOptions) -> Result<Outputs> {
     cleanup.release_to(depth_prepared).map_err(|e| Error::image("restoring the image", e))?;
     if initrd_state(&chroot).await? != initrd_before {
         // Built while MODULES=most was set: rebuild it with the image's own settings.
-        chroot_script(&chroot, "rebuilding the initramfs", "update-initramfs -u -k all").await?;
+        chroot_script(&chroot, "rebuilding the initramfs", REBUILD_INITRAMFS).await?;
     }
-    for point in [root.join("boot/firmware"), root.clone()] {
-        host::run("trimming free space", "fstrim", &[&point]).await?;
-    }
+    mounted.save_boot().await?;
+    host::run("trimming free space", "fstrim", &[&root]).await?;
     cleanup.release_to(depth_unmounted).map_err(|e| Error::image("unmounting", e))?;
     steps.done();
 
@@ -126,7 +132,15 @@ async fn copy_and_grow(base: &Path, image: &Path, headroom: u64) -> Result<()> {
     let grow = format!("+{}", headroom.div_ceil(1 << 20) << 20);
     host::run("growing the image", "truncate", &["-s".as_ref(), grow.as_ref(), image.as_os_str()])
         .await?;
-    disk::grow_root(image).await
+    disk::grow_root(image).await?;
+
+    // Offline: online resizing needs a kernel permission some build hosts do not grant.
+    let mut cleanup = Cleanup::new();
+    let table = disk::read(image).await?;
+    let device = disk::attach(image, table.partition(2)?, &mut cleanup).await?;
+    host::run("checking the root file system", "e2fsck", &["-f", "-p", &device]).await?;
+    host::run("growing the root file system", "resize2fs", &[&device]).await?;
+    cleanup.finish().map_err(|e| Error::image("growing the root file system", e))
 }
 
 /// The space the image has left, not the host's, and a stop when it is too little.

@@ -93,9 +93,23 @@ pub async fn ensure(spec: &Debootstrap, cache: &Path, steps: &mut Steps) -> Resu
     }
     std::fs::create_dir_all(cache).map_err(|e| io("creating the cache", cache, e))?;
     binfmt::ensure(&spec.architecture).await?;
-    host::require(&["debootstrap", "sfdisk", "mkfs.vfat", "mkfs.ext4", "zstd", "losetup"])?;
+    host::require(&[
+        "debootstrap",
+        "sfdisk",
+        "mkfs.vfat",
+        "mkfs.ext4",
+        "zstd",
+        "losetup",
+        "mcopy",
+    ])?;
     let tarball = cache.join(format!("rootfs-{rootfs_key}.tar.zst"));
     if !tarball.is_file() {
+        steps.note(&format!(
+            "debootstrap {} {} into {} (minutes: the second stage runs under qemu-user)",
+            spec.suite,
+            spec.architecture,
+            tarball.display()
+        ));
         steps.start("debootstrap");
         build_rootfs(spec, cache, &tarball).await?;
         steps.done();
@@ -262,6 +276,7 @@ async fn build_image(tarball: &Path, cache: &Path, image: &Path) -> Result<()> {
     );
     host::shell("unpacking the root file system", &script).await?;
     configure(&mounted.root, mounted.table.disk_id).await?;
+    mounted.save_boot().await?;
     cleanup.release_to(1).map_err(|e| Error::image("unmounting the base image", e))?;
 
     rename(&raw, image)?;
@@ -306,7 +321,8 @@ async fn configure(root: &Path, disk_id: u32) -> Result<()> {
     let chroot = ChrootConnection::open(root).map_err(|e| Error::image("base image", e.0))?;
     let script = "set -e
 for kernel in /boot/vmlinuz-*; do version=${kernel#/boot/vmlinuz-}; done
-/etc/initramfs/post-update.d/bramble-firmware \"$version\" \"/boot/initrd.img-$version\"
+cp \"/boot/vmlinuz-$version\" /boot/firmware/vmlinuz
+cp \"/boot/initrd.img-$version\" /boot/firmware/initrd.img
 for dtb in /usr/lib/linux-image-\"$version\"/broadcom/bcm27*.dtb; do
   [ -e \"$dtb\" ] && cp \"$dtb\" /boot/firmware/
 done

@@ -20,7 +20,7 @@ use super::disk::{self, partuuid};
 use super::mounts::{self, io};
 use super::progress::Steps;
 use super::target::{self, Target};
-use super::{base, cache_dir, host, write_file};
+use super::{base, cache_dir, fat, host, write_file};
 use crate::error::{Error, Result};
 
 /// The first MiB holds the partition table and the boot sector: written last.
@@ -318,12 +318,10 @@ async fn personalize(path: &Path, identity: &DeviceIdentity) -> Result<()> {
     let mut cleanup = Cleanup::new();
     let work = base::work_dir(&cache_dir(), &mut cleanup)?;
     let root = work.join("root");
-    std::fs::create_dir_all(root.join("boot/firmware")).map_err(|e| io("mount point", &root, e))?;
+    std::fs::create_dir_all(&root).map_err(|e| io("mount point", &root, e))?;
     let boot_device = disk::attach(path, table.partition(1)?, &mut cleanup).await?;
     let root_device = disk::attach(path, table.partition(2)?, &mut cleanup).await?;
     mounts::mount_device(&root_device, &root, &mut cleanup).await?;
-    let firmware = root.join("boot/firmware");
-    mounts::mount_device(&boot_device, &firmware, &mut cleanup).await?;
 
     let release = std::fs::read_to_string(root.join("etc/os-release")).unwrap_or_default();
     if release.lines().any(|line| line == "VERSION_CODENAME=bookworm") {
@@ -331,13 +329,21 @@ async fn personalize(path: &Path, identity: &DeviceIdentity) -> Result<()> {
             what: "per-device identity for bookworm images (firstrun.sh, userconf.txt)".into(),
         });
     }
-    for file in ["boot/firmware/cmdline.txt", "etc/fstab"] {
-        replace_partuuids(&root.join(file), old.disk_id, new_id)?;
+    replace_partuuids(&root.join("etc/fstab"), old.disk_id, new_id)?;
+    let cmdline = work.join("cmdline.txt");
+    std::fs::write(&cmdline, fat::read(&boot_device, "cmdline.txt").await?)
+        .map_err(|e| io("writing", &cmdline, e))?;
+    replace_partuuids(&cmdline, old.disk_id, new_id)?;
+    fat::write(&boot_device, &cmdline, "cmdline.txt").await?;
+    let seeds = [
+        ("meta-data", cloud_init::meta_data(identity)),
+        ("user-data", cloud_init::user_data(identity)),
+        ("network-config", cloud_init::network_config()),
+    ];
+    for (name, text) in seeds {
+        write_file(&work, name, &text, 0o644)?;
+        fat::write(&boot_device, &work.join(name), name).await?;
     }
-    write_file(&firmware, "meta-data", &cloud_init::meta_data(identity), 0o644)?;
-    write_file(&firmware, "user-data", &cloud_init::user_data(identity), 0o644)?;
-    write_file(&firmware, "network-config", &cloud_init::network_config(), 0o644)?;
-    cleanup.release_to(1).map_err(|e| Error::image("unmounting", e))?;
     cleanup.finish().map_err(|e| Error::image("cleaning up", e))
 }
 

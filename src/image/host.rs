@@ -14,6 +14,8 @@ pub async fn run<S: AsRef<OsStr>>(step: &str, program: &str, args: &[S]) -> Resu
     let output = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
+        // mtools otherwise refuses FAT geometries that no floppy ever had.
+        .env("MTOOLS_SKIP_CHECK", "1")
         .kill_on_drop(true)
         .output()
         .await
@@ -47,6 +49,7 @@ pub fn package_of(program: &str) -> &'static str {
     match program {
         "sfdisk" => "fdisk",
         "mkfs.vfat" | "fsck.vfat" => "dosfstools",
+        "mcopy" | "mdir" | "mtype" => "mtools",
         "mkfs.ext4" | "e2fsck" | "resize2fs" => "e2fsprogs",
         "debootstrap" => "debootstrap",
         "xz" => "xz-utils",

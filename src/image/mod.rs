@@ -14,6 +14,7 @@ pub mod burn;
 pub mod cleanup;
 pub mod cloud_init;
 pub mod disk;
+pub mod fat;
 pub mod host;
 pub mod identity;
 pub mod mounts;

@@ -1,5 +1,6 @@
-//! Mounting an image for work: rootfs at the mount point, bootfs at `/boot/firmware`, and
-//! the host's /dev, /dev/pts, /proc and /sys inside, each recorded in the cleanup stack.
+//! Mounting an image for work: rootfs at the mount point, bootfs's files unpacked into its
+//! `/boot/firmware` (see `fat`), and the host's /dev, /dev/pts, /proc and /sys inside, each
+//! mount recorded in the cleanup stack.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,15 @@ pub struct Mounted {
     pub table: Table,
     /// The loop device of the root partition, for resize2fs.
     pub root_device: String,
+    pub boot_device: String,
+}
+
+impl Mounted {
+    /// Writes `/boot/firmware` back to bootfs; done once the work succeeded, since a failed
+    /// bake throws the whole copy away.
+    pub async fn save_boot(&self) -> Result<()> {
+        super::fat::repack(&self.boot_device, &self.root.join("boot/firmware")).await
+    }
 }
 
 /// Attaches both partitions and mounts them, with the pseudo file systems a chroot needs.
@@ -24,9 +34,9 @@ pub async fn mount(image: &Path, root: &Path, cleanup: &mut Cleanup) -> Result<M
     mount_device(&root_device, root, cleanup).await?;
     let firmware = root.join("boot/firmware");
     std::fs::create_dir_all(&firmware).map_err(|e| io("creating /boot/firmware", &firmware, e))?;
-    mount_device(&boot_device, &firmware, cleanup).await?;
+    super::fat::unpack(&boot_device, &firmware).await?;
     bind_host(root, cleanup).await?;
-    Ok(Mounted { root: root.to_path_buf(), table, root_device })
+    Ok(Mounted { root: root.to_path_buf(), table, root_device, boot_device })
 }
 
 pub async fn mount_device(device: &str, point: &Path, cleanup: &mut Cleanup) -> Result<()> {

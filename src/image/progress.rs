@@ -40,9 +40,10 @@ impl Steps {
 
     /// A status line that is not a timed step.
     pub fn note(&self, text: &str) {
+        let line = format!("{:>12} {text}", "note");
         match &self.current {
-            Some((_, _, bar)) => bar.println(format!("{:>12} {text}", "note")),
-            None => eprintln!("{:>12} {text}", "note"),
+            Some((_, _, bar)) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
         }
     }
 

@@ -18,6 +18,7 @@ pub fn ensure_packages() {
     let packages = [
         "debootstrap",
         "dosfstools",
+        "mtools",
         "fdisk",
         "e2fsprogs",
         "qemu-user-static",
