@@ -253,3 +253,55 @@ fn undefined_variable_fails_the_task_naming_it() {
         .arg("hosts");
     test.bramble().code(2).stdout_has("'nope' is undefined").stdout_has("site.yml:4:7");
 }
+
+#[test]
+fn unarchive_keeps_the_mode_of_its_destination() {
+    let sshd = Sshd::start();
+    let work = tempfile::tempdir().unwrap();
+    let dest = work.path().join("dl");
+    std::fs::create_dir_all(work.path().join("src/pkg")).unwrap();
+    std::fs::write(work.path().join("src/pkg/bin"), "binary\n").unwrap();
+    let archive = work.path().join("pkg.tar.gz");
+    let packed = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(work.path().join("src"))
+        .arg("pkg")
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    std::fs::create_dir(&dest).unwrap();
+    std::process::Command::new("chmod").arg("1777").arg(&dest).status().unwrap();
+    let playbook = format!(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - unarchive: src={} dest={} remote_src=true\n",
+        archive.display(),
+        dest.display()
+    );
+    let test = Test::new()
+        .file("site.yml", &playbook)
+        .file("hosts", &format!("{}\n", sshd.host_line("pi1")))
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts");
+    assert!(test.bramble().success().recap("pi1").contains("changed=1"));
+    assert_eq!(std::fs::read_to_string(dest.join("pkg/bin")).unwrap(), "binary\n");
+    let mode = std::process::Command::new("stat").args(["-c", "%a"]).arg(&dest).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&mode.stdout).trim(), "1777");
+    assert!(test.bramble().success().recap("pi1").contains("changed=0"));
+}
+
+#[test]
+fn a_become_user_that_does_not_exist_fails_without_a_change() {
+    let sshd = Sshd::start();
+    let playbook = "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: id -un\n      become: true\n      become_user: nosuchuser\n      ignore_errors: true\n";
+    let test = Test::new()
+        .file("site.yml", playbook)
+        .file("hosts", &format!("{}\n", sshd.host_line("pi1")))
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts");
+    let run = test.bramble();
+    run.success().stdout_has("failed to become nosuchuser with sudo: unknown user");
+    assert!(run.recap("pi1").contains("changed=0"), "{}", run.recap("pi1"));
+}

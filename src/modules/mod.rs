@@ -95,7 +95,11 @@ impl Remote {
         }
         line.push_str(command);
         let wrapped = wrap_become(&line, &self.become_settings).map_err(fail)?;
-        Ok(self.connection.exec(&wrapped, stdin).await?)
+        let output = self.connection.exec(&wrapped, stdin).await?;
+        if let Some(message) = become_failure(&self.become_settings, &output) {
+            return Err(fail(message));
+        }
+        Ok(output)
     }
 
     /// Runs a command that must succeed; a non-zero exit becomes a failure quoting stderr.
@@ -114,6 +118,22 @@ impl Remote {
         }
         Ok(output)
     }
+}
+
+/// When sudo itself refused (unknown user, a password needed), the command never ran: that
+/// is the task's failure, not the command's result.
+fn become_failure(settings: &Become, output: &Output) -> Option<String> {
+    let sudo = settings.enabled && matches!(settings.method.as_str(), "" | "sudo");
+    let stderr = output.stderr_text();
+    let refused =
+        sudo && output.rc == 1 && output.stdout.is_empty() && stderr.starts_with("sudo: ");
+    refused.then(|| {
+        let user = if settings.user.is_empty() { "root" } else { &settings.user };
+        format!(
+            "Task failed: failed to become {user} with sudo: {}",
+            stderr.lines().next().unwrap_or("").trim_start_matches("sudo: ")
+        )
+    })
 }
 
 /// Everything a module call gets: host, templated arguments, modes, and the task's variables.

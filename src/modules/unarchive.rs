@@ -39,7 +39,13 @@ pub fn extract_command(
 /// differs, and (unless checking) copies the tree over.
 pub fn unpack_script(extract: &str, dest: &str, check_mode: bool) -> String {
     let dest_q = quote(dest);
-    let copy = if check_mode { String::new() } else { format!("cp -a . {dest_q}/; ") };
+    // Each top-level entry is copied on its own: copying "." would also give the
+    // destination directory the scratch directory's 0700 mode.
+    let copy = if check_mode {
+        String::new()
+    } else {
+        format!("find . -mindepth 1 -maxdepth 1 -exec cp -a {{}} {dest_q}/ \\; ; ")
+    };
     format!(
         "set -e; scratch=$(mktemp -d {dest_q}/.bramble-unarchive-XXXXXXXX); trap 'rm -rf -- \"$scratch\"' EXIT; \
          {}; cd \"$scratch\"; \
