@@ -16,6 +16,7 @@ mod files;
 mod find;
 mod get_url;
 mod getent;
+mod hostname;
 mod lineinfile;
 mod pause;
 mod replace;
@@ -23,6 +24,7 @@ mod script;
 mod setup;
 mod slurp;
 mod stat;
+mod sysctl;
 mod systemd;
 mod tempfile;
 mod unarchive;
@@ -558,6 +560,22 @@ const SPECS: &[Spec] = &[
             "unsafe_writes",
         ],
     },
+    Spec {
+        name: "sysctl",
+        aliases: &[],
+        params: &[
+            "name",
+            "key",
+            "value",
+            "val",
+            "state",
+            "sysctl_file",
+            "reload",
+            "sysctl_set",
+            "ignoreerrors",
+        ],
+    },
+    Spec { name: "hostname", aliases: &[], params: &["name", "use"] },
     Spec { name: "slurp", aliases: &[], params: &["src", "path"] },
     Spec { name: "tempfile", aliases: &[], params: &["state", "path", "prefix", "suffix"] },
     Spec {
@@ -708,6 +726,8 @@ pub const NAMES: &[&str] = &[
     "find",
     "authorized_key",
     "assemble",
+    "sysctl",
+    "hostname",
     "slurp",
     "tempfile",
     "getent",
@@ -810,6 +830,8 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         "find" => find::run(call).await,
         "authorized_key" => authorized_key::run(call).await,
         "assemble" => assemble::run(call).await,
+        "sysctl" => sysctl::run(call).await,
+        "hostname" => hostname::run(call).await,
         "slurp" => slurp::run(call).await,
         "tempfile" => tempfile::run(call).await,
         "getent" => getent::run(call).await,
