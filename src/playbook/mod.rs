@@ -85,8 +85,18 @@ const PLAY_KEYWORDS: &[&str] = &[
 ];
 
 /// Play keywords bramble reads but does not act on yet; using one is an error, not a silent skip.
-const PLAY_KEYWORDS_UNSUPPORTED: &[&str] =
-    &["serial", "strategy", "vars_prompt", "module_defaults", "order", "throttle", "debugger"];
+const PLAY_KEYWORDS_UNSUPPORTED: &[&str] = &[
+    "serial",
+    "strategy",
+    "vars_prompt",
+    "module_defaults",
+    "order",
+    "throttle",
+    "debugger",
+    "any_errors_fatal",
+    "max_fail_percentage",
+    "force_handlers",
+];
 
 impl Playbook {
     pub fn load(path: &Path) -> Result<Playbook> {

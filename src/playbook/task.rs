@@ -110,6 +110,7 @@ const TASK_KEYWORDS_UNSUPPORTED: &[&str] = &[
     "module_defaults",
     "run_once",
     "connection",
+    "any_errors_fatal",
 ];
 
 /// Loads a list of tasks from a `tasks:`-like section.
