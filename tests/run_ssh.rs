@@ -305,3 +305,17 @@ fn a_become_user_that_does_not_exist_fails_without_a_change() {
     run.success().stdout_has("failed to become nosuchuser with sudo: unknown user");
     assert!(run.recap("pi1").contains("changed=0"), "{}", run.recap("pi1"));
 }
+
+#[test]
+fn a_limit_that_matches_nothing_is_an_error() {
+    let test = Test::new()
+        .file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n")
+        .file("hosts", "pi1 ansible_connection=local\n")
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts")
+        .arg("-l")
+        .arg("nomatch");
+    test.bramble().code(1).stderr_has("Could not match supplied host pattern, ignoring: nomatch");
+    assert_eq!(test.ansible().code, 1);
+}

@@ -142,6 +142,17 @@ pub async fn run(options: Options) -> Result<i32> {
         eprintln!("[WARNING]: No inventory was parsed, only implicit localhost is available");
     }
     add_implicit_localhost(&mut inventory, &playbooks, &options);
+    if let Some(limit) = &options.limit
+        && inventory::select(&inventory, limit)?.is_empty()
+        && !(inventory.implicit_localhost && limit.contains("localhost"))
+    {
+        // A typo in --limit must not look like a successful run, as in ansible-playbook.
+        eprintln!("[WARNING]: Could not match supplied host pattern, ignoring: {limit}");
+        eprintln!(
+            "[ERROR]: Specified inventory, host pattern and/or --limit leaves us with no hosts to target."
+        );
+        return Ok(exit::ERROR);
+    }
 
     let playbook_dir = options
         .playbooks
