@@ -104,8 +104,13 @@ pub async fn ensure(spec: &Debootstrap, cache: &Path, steps: &mut Steps) -> Resu
     ])?;
     let tarball = cache.join(format!("rootfs-{rootfs_key}.tar.zst"));
     if !tarball.is_file() {
+        let emulated = if binfmt::entry_for(&spec.architecture)?.is_some() {
+            ", the second stage under qemu-user"
+        } else {
+            ""
+        };
         steps.note(&format!(
-            "debootstrap {} {} into {} (minutes: the second stage runs under qemu-user)",
+            "debootstrap {} {} into {} (minutes{emulated})",
             spec.suite,
             spec.architecture,
             tarball.display()
