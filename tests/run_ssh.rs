@@ -319,3 +319,15 @@ fn a_limit_that_matches_nothing_is_an_error() {
     test.bramble().code(1).stderr_has("Could not match supplied host pattern, ignoring: nomatch");
     assert_eq!(test.ansible().code, 1);
 }
+
+#[test]
+fn an_ansible_cfg_is_reported_as_ignored() {
+    let test = Test::new()
+        .file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n")
+        .file("hosts", "pi1 ansible_connection=local\n")
+        .file("ansible.cfg", "[defaults]\nforks = 3\n")
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts");
+    test.bramble().success().stderr_has("not supported yet: settings in ansible.cfg are ignored");
+}

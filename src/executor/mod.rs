@@ -141,6 +141,13 @@ pub async fn run(options: Options) -> Result<i32> {
     if inventory.hosts.is_empty() && options.inventories.is_empty() {
         eprintln!("[WARNING]: No inventory was parsed, only implicit localhost is available");
     }
+    if let Some(config) = ansible_config_file() {
+        eprintln!(
+            "[WARNING]: not supported yet: settings in {} are ignored; give them as command-line \
+             flags or inventory variables",
+            config.display()
+        );
+    }
     add_implicit_localhost(&mut inventory, &playbooks, &options);
     if let Some(limit) = &options.limit
         && inventory::select(&inventory, limit)?.is_empty()
@@ -215,6 +222,18 @@ pub async fn run(options: Options) -> Result<i32> {
     } else {
         exit::OK
     })
+}
+
+/// The ansible.cfg that ansible-playbook would read: `ANSIBLE_CONFIG`, `./ansible.cfg`,
+/// then `~/.ansible.cfg`.
+fn ansible_config_file() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".ansible.cfg"));
+    std::env::var_os("ANSIBLE_CONFIG")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("ansible.cfg")])
+        .chain(home)
+        .find(|path| path.is_file())
 }
 
 /// `localhost` exists implicitly (connection local) when a play names it and the inventory does not.
