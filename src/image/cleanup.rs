@@ -146,6 +146,8 @@ fn restore(path: &Path, saved: Option<Saved>) -> Result<(), String> {
 }
 
 fn remove(path: &Path) -> Result<(), String> {
+    // A debootstrap that was interrupted leaves its children running in the tree.
+    kill_processes_inside(path);
     if mounts_below(path).next().is_some() {
         return Err(format!("not removing {}: something is still mounted in it", path.display()));
     }
