@@ -347,9 +347,9 @@ fn module_args(module: &str, node: Option<&Node>, mark: &Mark) -> Result<Map<Str
 /// Parses `key=value key2="a b"` and, for command-like modules, the command itself.
 pub fn free_form(module: &str, text: &str) -> Result<Map<String, Value>, String> {
     let mut args = Map::new();
-    let mut raw: Vec<String> = Vec::new();
+    let mut raw = String::new();
     let command_like = modules::takes_free_form(module);
-    for word in split_args(text)? {
+    for (gap, word) in split_args(text)? {
         let assignment = word.split_once('=').filter(|(key, _)| {
             !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         });
@@ -357,7 +357,13 @@ pub fn free_form(module: &str, text: &str) -> Result<Map<String, Value>, String>
             Some((key, value)) if !command_like || modules::FREE_FORM_OPTIONS.contains(&key) => {
                 args.insert(key.to_string(), Value::String(unquote(value)));
             }
-            _ if command_like => raw.push(word),
+            // The command keeps its own spacing and newlines (a `shell: |` script).
+            _ if command_like => {
+                if !raw.is_empty() {
+                    raw.push_str(&gap);
+                }
+                raw.push_str(&word);
+            }
             _ => {
                 return Err(format!(
                     "`{word}` is not `key=value`; `{module}` takes no free-form text"
@@ -366,7 +372,7 @@ pub fn free_form(module: &str, text: &str) -> Result<Map<String, Value>, String>
         }
     }
     if command_like && !raw.is_empty() {
-        args.insert("_raw_params".to_string(), Value::String(raw.join(" ")));
+        args.insert("_raw_params".to_string(), Value::String(raw));
     }
     Ok(args)
 }
@@ -380,8 +386,10 @@ fn unquote(text: &str) -> String {
 }
 
 /// Splits on spaces outside quotes and `{{ }}`, keeping quotes (the command needs them).
-fn split_args(text: &str) -> Result<Vec<String>, String> {
+/// Each word comes with the whitespace that preceded it.
+fn split_args(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut words = Vec::new();
+    let mut gap = String::new();
     let mut current = String::new();
     let mut quote: Option<char> = None;
     let mut depth = 0usize;
@@ -395,8 +403,9 @@ fn split_args(text: &str) -> Result<Vec<String>, String> {
             '"' | '\'' if quote.is_none() && depth == 0 => quote = Some(character),
             c if c.is_whitespace() && quote.is_none() && depth == 0 => {
                 if !current.is_empty() {
-                    words.push(std::mem::take(&mut current));
+                    words.push((std::mem::take(&mut gap), std::mem::take(&mut current)));
                 }
+                gap.push(c);
                 continue;
             }
             _ => {}
@@ -407,7 +416,7 @@ fn split_args(text: &str) -> Result<Vec<String>, String> {
         return Err(format!("unbalanced quotes in `{text}`"));
     }
     if !current.is_empty() {
-        words.push(current);
+        words.push((gap, current));
     }
     Ok(words)
 }
@@ -416,6 +425,12 @@ fn split_args(text: &str) -> Result<Vec<String>, String> {
 mod tests {
     use super::free_form;
     use serde_json::json;
+
+    #[test]
+    fn shell_block_keeps_its_newlines() {
+        let args = free_form("shell", "set -e\nif true; then\n  echo  hi\nfi\n").unwrap();
+        assert_eq!(json!(args), json!({"_raw_params": "set -e\nif true; then\n  echo  hi\nfi"}));
+    }
 
     #[test]
     fn command_free_form_keeps_options_apart() {

@@ -104,8 +104,9 @@ fn json_of(value: &Value) -> Result<serde_json::Value, Error> {
     serde_json::to_value(value).map_err(|error| invalid(format!("cannot convert to JSON: {error}")))
 }
 
+/// Python's `json.dumps` spacing (`[1, 2]`, `{"a": 1}`), as Ansible's `to_json` writes it.
 fn to_json(value: Value) -> Result<String, Error> {
-    Ok(json_of(&value)?.to_string())
+    Ok(crate::output::python_json(&json_of(&value)?, None, false))
 }
 
 fn to_nice_json(value: Value, kwargs: Kwargs) -> Result<String, Error> {

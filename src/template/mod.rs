@@ -140,7 +140,8 @@ fn environment(for_files: bool) -> Environment<'static> {
 
 /// The inside of `{{ ... }}` when that is the whole string.
 fn lone_expression(text: &str) -> Option<&str> {
-    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    // Text around the expression, even a newline, makes the result a string.
+    let inner = text.strip_prefix("{{")?.strip_suffix("}}")?;
     if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
         return None;
     }
@@ -201,6 +202,13 @@ mod tests {
             templar.render_string("linux-{{ arch }}.tar.gz", &vars).unwrap(),
             json!("linux-amd64.tar.gz")
         );
+    }
+
+    #[test]
+    fn text_around_an_expression_is_kept() {
+        let templar = Templar::new();
+        let vars = context(json!({"x": "{\"a\": 1}"}));
+        assert_eq!(templar.render_string("{{ x }}\n", &vars).unwrap(), json!("{\"a\": 1}\n"));
     }
 
     #[test]
