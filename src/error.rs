@@ -69,6 +69,9 @@ pub enum Error {
     #[error("{step}: {message}")]
     ImageFailed { step: String, message: String },
 
+    #[error("{step}: {message}")]
+    LabFailed { step: String, message: String },
+
     #[error("interrupted; everything mounted or attached was released")]
     Interrupted,
 }
@@ -105,6 +108,11 @@ impl Error {
     /// A failed step of `bramble bake` or `bramble burn`.
     pub fn image(step: impl Into<String>, message: impl Into<String>) -> Error {
         Error::ImageFailed { step: step.into(), message: message.into() }
+    }
+
+    /// A failed step of `bramble lab`.
+    pub fn lab(step: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::LabFailed { step: step.into(), message: message.into() }
     }
 
     pub fn argument(message: impl Into<String>) -> Error {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod executor;
 pub mod image;
 pub mod inventory;
+pub mod lab;
 pub mod modules;
 pub mod output;
 pub mod playbook;
