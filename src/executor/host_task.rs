@@ -54,8 +54,11 @@ pub async fn run(
         return report;
     };
     let keywords = effective_keywords(scope, inherited, task);
-    let base_vars = vars::assemble(shared, scope, state, Some(task), &inherited.vars);
+    let mut base_vars = vars::assemble(shared, scope, state, Some(task), &inherited.vars);
     let step = Step { shared, task, module, args, keywords: &keywords, inherited };
+    let search_path =
+        step.search_paths().iter().map(|p| Value::from(p.display().to_string())).collect();
+    base_vars.insert("ansible_search_path".into(), Value::Array(search_path));
 
     let (status, result) = match task.keywords.get("loop") {
         None => step.once(state, base_vars, None, &mut report).await,
@@ -105,17 +108,10 @@ impl Step<'_> {
     ) -> (Status, Map<String, Value>) {
         let templar = &self.shared.templar;
         let context = Context::new(base_vars.clone(), templar.clone());
-        let items = match templar.render_value(items, &context) {
-            Ok(Value::Array(items)) => items,
-            Ok(other) => {
-                let message = format!(
-                    "Invalid data passed to 'loop', it requires a list, got this instead: {}. Hint: If you passed a list/dict of just one element, try adding wantlist=True to your lookup invocation or use q/query instead of lookup.",
-                    display_string(&other)
-                );
+        let items = match loop_items(templar, self.task, self.module, items, &context) {
+            Ok(items) => items,
+            Err(message) => {
                 return self.finish_failure(state, modules::fail(message), report, None);
-            }
-            Err(error) => {
-                return self.finish_failure(state, modules::fail(error.to_string()), report, None);
             }
         };
         let control = match self.task.keywords.get("loop_control") {
@@ -125,16 +121,36 @@ impl Step<'_> {
         let loop_var = control.get("loop_var").map(display_string).unwrap_or_else(|| "item".into());
         let index_var = control.get("index_var").map(display_string);
         let label = control.get("label").cloned();
+        let extended = control.get("extended").and_then(modules::args_to_bool).unwrap_or(false);
+        let all_items =
+            control.get("extended_allitems").and_then(modules::args_to_bool).unwrap_or(true);
+        let pause = match control.get("pause") {
+            Some(pause) => match loop_pause(templar, pause, &context) {
+                Ok(pause) => pause,
+                Err(message) => {
+                    return self.finish_failure(state, modules::fail(message), report, None);
+                }
+            },
+            None => None,
+        };
 
         let mut results = Vec::new();
         let (mut changed, mut failed, mut all_skipped, mut unreachable) =
             (false, false, true, false);
         for (index, item) in items.iter().enumerate() {
+            if let Some(pause) = pause.filter(|_| index > 0) {
+                tokio::time::sleep(pause).await;
+            }
             let mut vars = base_vars.clone();
             vars.insert(loop_var.clone(), item.clone());
             vars.insert("ansible_loop_var".into(), Value::from(loop_var.clone()));
             if let Some(index_var) = &index_var {
                 vars.insert(index_var.clone(), Value::from(index));
+                vars.insert("ansible_index_var".into(), Value::from(index_var.clone()));
+            }
+            let loop_info = extended.then(|| loop_details(&items, index, all_items));
+            if let Some(details) = &loop_info {
+                vars.insert("ansible_loop".into(), details.clone());
             }
             let shown = match &label {
                 Some(label) => {
@@ -147,8 +163,15 @@ impl Step<'_> {
                 None => item_label(item),
             };
             let (status, mut result) = self.once(state, vars, Some(&shown), report).await;
-            result.insert("item".into(), item.clone());
+            result.insert(loop_var.clone(), item.clone());
             result.insert("ansible_loop_var".into(), Value::from(loop_var.clone()));
+            if let Some(index_var) = &index_var {
+                result.insert(index_var.clone(), Value::from(index));
+                result.insert("ansible_index_var".into(), Value::from(index_var.clone()));
+            }
+            if let Some(details) = loop_info {
+                result.insert("ansible_loop".into(), details);
+            }
             changed |= result.get("changed").and_then(Value::as_bool).unwrap_or(false);
             failed |= status == Status::Failed;
             unreachable |= status == Status::Unreachable;
@@ -610,6 +633,79 @@ impl Step<'_> {
             other => modules::args_to_bool(other).unwrap_or(false),
         }
     }
+}
+
+/// The items of `loop:` (a list, as written or templated) or of `with_<lookup>:` (the
+/// lookup's result for the templated terms).
+pub fn loop_items(
+    templar: &crate::template::Templar,
+    task: &Task,
+    module: &'static str,
+    written: &Value,
+    context: &Arc<Context>,
+) -> Result<Vec<Value>, String> {
+    let Some(lookup) = task.keywords.get("loop_with").map(display_string) else {
+        return match templar.render_value(written, context).map_err(|e| e.to_string())? {
+            Value::Array(items) => Ok(items),
+            other => Err(format!(
+                "The `loop` value must resolve to a 'list', not '{}'.",
+                crate::template::lookups::python_type(&other)
+            )),
+        };
+    };
+    let terms = match written {
+        Value::String(text) => templar.render_string(text.trim(), context),
+        other => templar.render_value(other, context),
+    }
+    .map_err(|error| error.to_string())?;
+    let terms = match terms {
+        Value::Array(terms) => terms,
+        other => vec![other],
+    };
+    let invocation = crate::template::lookups::Invocation::Loop(module);
+    crate::template::lookups::run(&lookup, terms, &Map::new(), context, invocation)
+        .map_err(|failure| failure.message(&lookup))
+}
+
+/// `ansible_loop` for one item of a loop with `extended: true`.
+fn loop_details(items: &[Value], index: usize, all_items: bool) -> Value {
+    let length = items.len();
+    let mut details = modules::result([
+        ("index", Value::from(index + 1)),
+        ("index0", Value::from(index)),
+        ("first", Value::Bool(index == 0)),
+        ("last", Value::Bool(index + 1 == length)),
+        ("length", Value::from(length)),
+        ("revindex", Value::from(length - index)),
+        ("revindex0", Value::from(length - index - 1)),
+    ]);
+    if all_items {
+        details.insert("allitems".into(), Value::Array(items.to_vec()));
+    }
+    if let Some(next) = items.get(index + 1) {
+        details.insert("nextitem".into(), next.clone());
+    }
+    if index > 0 {
+        details.insert("previtem".into(), items[index - 1].clone());
+    }
+    Value::Object(details)
+}
+
+/// `loop_control.pause`: seconds (maybe fractional, maybe templated) between items.
+fn loop_pause(
+    templar: &crate::template::Templar,
+    pause: &Value,
+    context: &Arc<Context>,
+) -> Result<Option<std::time::Duration>, String> {
+    let value = templar.render_value(pause, context).map_err(|error| error.to_string())?;
+    let seconds = match &value {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => text.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
+    .ok_or_else(|| format!("loop_control.pause must be a number of seconds, got {value}"))?;
+    Ok((seconds > 0.0).then(|| std::time::Duration::from_secs_f64(seconds)))
 }
 
 fn condition_value(condition: &Value) -> Value {

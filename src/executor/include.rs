@@ -135,13 +135,12 @@ impl Runner<'_> {
         .unwrap_or_else(|| "item".into());
         let items: Vec<Option<(String, Value)>> = match task.keywords.get("loop") {
             None => vec![None],
-            Some(items) => match templar.render_value(items, &context) {
-                Ok(Value::Array(items)) => {
-                    items.into_iter().map(|item| Some((loop_var.clone(), item))).collect()
-                }
-                Ok(_) => return Err("Invalid data passed to 'loop', it requires a list".into()),
-                Err(error) => return Err(error.to_string()),
-            },
+            Some(items) => {
+                super::host_task::loop_items(templar, task, "include_tasks", items, &context)?
+                    .into_iter()
+                    .map(|item| Some((loop_var.clone(), item)))
+                    .collect()
+            }
         };
         let mut files = Vec::new();
         for item in items {

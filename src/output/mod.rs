@@ -176,7 +176,7 @@ pub fn error_block(headline: &str, mark: &crate::error::Mark) -> String {
     let mut block = format!("[ERROR]: {headline}\nOrigin: {}\n\n", mark.location());
     for number in first..=mark.line {
         let text = lines.get(number - 1).copied().unwrap_or("");
-        block.push_str(&format!("{number:<width$} {text}\n"));
+        block.push_str(&format!("{number:>width$} {text}\n"));
     }
     block.push_str(&format!("{}^ column {}\n", " ".repeat(width + mark.column), mark.column));
     block

@@ -75,14 +75,6 @@ const TASK_KEYWORDS: &[&str] = &[
     "always",
     "action",
     "local_action",
-    "with_items",
-    "with_list",
-    "with_dict",
-    "with_fileglob",
-    "with_sequence",
-    "with_together",
-    "with_nested",
-    "with_subelements",
     "any_errors_fatal",
     "timeout",
     "throttle",
@@ -98,12 +90,6 @@ const TASK_KEYWORDS: &[&str] = &[
 const TASK_KEYWORDS_UNSUPPORTED: &[&str] = &[
     "delegate_to",
     "local_action",
-    "with_dict",
-    "with_fileglob",
-    "with_sequence",
-    "with_together",
-    "with_nested",
-    "with_subelements",
     "throttle",
     "delegate_facts",
     "debugger",
@@ -150,6 +136,19 @@ impl Task {
         let mut keywords = Map::new();
         let mut module: Option<(&str, &Node)> = None;
         for (key, value) in entries {
+            if let Some(lookup) = key.strip_prefix("with_")
+                && crate::template::lookups::NAMES.contains(&lookup)
+            {
+                if keywords.contains_key("loop") {
+                    return Err(Error::invalid(
+                        &value.mark,
+                        format!("duplicate loop in task: {lookup}"),
+                    ));
+                }
+                keywords.insert("loop".to_string(), value.to_value());
+                keywords.insert("loop_with".to_string(), Value::from(lookup));
+                continue;
+            }
             if TASK_KEYWORDS_UNSUPPORTED.contains(&key.as_str()) {
                 return Err(Error::NotSupported {
                     what: format!("{}: the task keyword `{key}`", value.mark.location()),
@@ -168,11 +167,6 @@ impl Task {
                 ));
             }
             module = Some((key, value));
-        }
-        if let Some(with_items) =
-            keywords.remove("with_items").or_else(|| keywords.remove("with_list"))
-        {
-            keywords.insert("loop".to_string(), with_items);
         }
         let name = keywords.remove("name").map(|value| display_string(&value));
 
@@ -399,6 +393,8 @@ fn split_args(text: &str) -> Result<Vec<(String, String)>, String> {
         match character {
             '{' if matches!(next, Some('{' | '%')) => depth += 1,
             '}' | '%' if next == Some('}') && depth > 0 => depth -= 1,
+            // A backslash-escaped quote neither opens nor closes, as in ansible-core.
+            '"' | '\'' if index > 0 && characters[index - 1] == '\\' => {}
             '"' | '\'' if quote == Some(character) => quote = None,
             '"' | '\'' if quote.is_none() && depth == 0 => quote = Some(character),
             c if c.is_whitespace() && quote.is_none() && depth == 0 => {

@@ -34,6 +34,11 @@ impl Context {
         &self.vars
     }
 
+    /// The templar these variables render with (lookups render template files through it).
+    pub fn templar(&self) -> &Templar {
+        &self.templar
+    }
+
     /// Why the last render failed inside a variable or on a missing name, if known.
     pub fn take_failure(&self) -> (Option<String>, Option<String>) {
         let mut state = self.lock();
@@ -64,6 +69,9 @@ impl Context {
 impl Object for Context {
     fn get_value(self: &Arc<Self>, key: &JinjaValue) -> Option<JinjaValue> {
         let name = key.as_str()?;
+        if name == super::lookups::CONTEXT_KEY {
+            return Some(JinjaValue::from_dyn_object(self.clone()));
+        }
         match self.resolved(name) {
             Some(Ok(value)) => Some(JinjaValue::from(minijinja::value::Serde(&value))),
             Some(Err(message)) => {

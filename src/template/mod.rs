@@ -3,6 +3,7 @@
 
 mod context;
 mod filters;
+pub mod lookups;
 
 use std::sync::Arc;
 
@@ -134,6 +135,7 @@ fn environment(for_files: bool) -> Environment<'static> {
     }
     environment.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     filters::register(&mut environment);
+    lookups::register(&mut environment);
     environment.add_global("omit", OMIT);
     environment
 }
@@ -178,7 +180,27 @@ fn describe(error: minijinja::Error, text: &str, context: &Arc<Context>) -> Erro
     {
         return Error::template(format!("'{name}' is undefined"));
     }
+    // Lookup failures already read as ansible-core words them.
+    if let Some(detail) = error.detail().filter(|d| d.starts_with("The lookup plugin ")) {
+        return Error::template(detail.to_string());
+    }
+    if let Some(name) = unknown_name(&error) {
+        return Error::template(format!("{name} (in `{}`)", text.trim()));
+    }
     Error::template(format!("{} (in `{text}`)", error_text(&error)))
+}
+
+/// "No filter named 'x'." for an unknown filter or test, as ansible-core says it.
+fn unknown_name(error: &minijinja::Error) -> Option<String> {
+    let kind = match error.kind() {
+        ErrorKind::UnknownFilter => "filter",
+        ErrorKind::UnknownTest => "test",
+        ErrorKind::UnknownFunction => "function",
+        _ => return None,
+    };
+    let detail = error.detail().unwrap_or_default();
+    let name = detail.split_whitespace().nth(1).unwrap_or(detail);
+    Some(format!("No {kind} named '{name}'."))
 }
 
 #[cfg(test)]
