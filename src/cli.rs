@@ -136,8 +136,8 @@ pub struct RunArgs {
     #[arg(short = 'l', long = "limit")]
     pub limit: Option<String>,
     /// How many hosts to work on at once.
-    #[arg(short = 'f', long = "forks", default_value_t = 5)]
-    pub forks: usize,
+    #[arg(short = 'f', long = "forks")]
+    pub forks: Option<usize>,
     /// Connect as this user.
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
@@ -188,10 +188,10 @@ impl RunArgs {
         for text in &self.extra_vars {
             extra_vars.extend(parse_extra_vars(text)?);
         }
+        // The command line wins over ANSIBLE_* variables, which win over ansible.cfg.
+        let config = crate::config::current()?;
         let inventories = if self.inventory.is_empty() {
-            std::env::var("ANSIBLE_INVENTORY")
-                .map(|v| v.split(',').map(str::to_string).collect())
-                .unwrap_or_default()
+            config.inventory.clone()
         } else {
             self.inventory.clone()
         };
@@ -200,12 +200,12 @@ impl RunArgs {
             inventories,
             extra_vars,
             limit: self.limit.clone(),
-            forks: self.forks,
-            user: self.user.clone(),
-            private_key: self.private_key.clone(),
-            become_: self.become_,
-            become_user: self.become_user.clone(),
-            become_method: self.become_method.clone(),
+            forks: self.forks.or(config.forks).unwrap_or(5),
+            user: self.user.clone().or_else(|| config.remote_user.clone()),
+            private_key: self.private_key.clone().or_else(|| config.private_key_file.clone()),
+            become_: self.become_ || config.become_.unwrap_or(false),
+            become_user: self.become_user.clone().or_else(|| config.become_user.clone()),
+            become_method: self.become_method.clone().or_else(|| config.become_method.clone()),
             check: self.check,
             diff: self.diff,
             verbosity: self.verbose,

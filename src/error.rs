@@ -63,8 +63,9 @@ pub enum Error {
     #[error("not supported yet: {what}")]
     NotSupported { what: String },
 
-    #[error("role '{name}' not found; looked in {searched}")]
-    RoleNotFound { name: String, searched: String },
+    /// A role that is on no search path; `message` names the paths searched.
+    #[error("{mark}: {message}")]
+    RoleNotFound { mark: Mark, message: String },
 
     #[error("{step}: {message}")]
     ImageFailed { step: String, message: String },
@@ -80,9 +81,9 @@ impl Error {
     /// A source quote to print under the message, when the error has a position.
     pub fn snippet(&self) -> Option<String> {
         match self {
-            Error::YamlSyntax { mark, .. } | Error::PlaybookInvalid { mark, .. } => {
-                Some(mark.snippet())
-            }
+            Error::YamlSyntax { mark, .. }
+            | Error::PlaybookInvalid { mark, .. }
+            | Error::RoleNotFound { mark, .. } => Some(mark.snippet()),
             _ => None,
         }
     }
@@ -90,9 +91,9 @@ impl Error {
     /// The source position and the bare message, for errors that have one.
     pub fn mark(&self) -> Option<(&Mark, &str)> {
         match self {
-            Error::YamlSyntax { mark, message } | Error::PlaybookInvalid { mark, message } => {
-                Some((mark, message))
-            }
+            Error::YamlSyntax { mark, message }
+            | Error::PlaybookInvalid { mark, message }
+            | Error::RoleNotFound { mark, message } => Some((mark, message)),
             _ => None,
         }
     }

@@ -5,6 +5,7 @@
 //! connection → output.
 
 pub mod cli;
+pub mod config;
 pub mod connection;
 pub mod error;
 pub mod executor;

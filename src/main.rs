@@ -90,7 +90,6 @@ fn report(error: &Error) -> i32 {
     match error {
         Error::YamlSyntax { .. }
         | Error::PlaybookInvalid { .. }
-        | Error::RoleNotFound { .. }
         | Error::InventoryInvalid { .. } => exit::PARSER_ERROR,
         Error::ArgumentInvalid { .. } => exit::OPTIONS_ERROR,
         Error::Interrupted => exit::INTERRUPTED,

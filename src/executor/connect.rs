@@ -134,12 +134,11 @@ pub fn settings(
     })
 }
 
-/// `ansible_host_key_checking` / `ANSIBLE_HOST_KEY_CHECKING`: false turns checking off.
+/// `ansible_host_key_checking`, else the `host_key_checking` setting: false turns checking off.
 fn host_key_policy(vars: &serde_json::Map<String, Value>) -> HostKeyPolicy {
-    let setting = vars
-        .get("ansible_host_key_checking")
-        .cloned()
-        .or_else(|| std::env::var("ANSIBLE_HOST_KEY_CHECKING").ok().map(Value::from));
+    let configured = crate::config::current().ok().and_then(|config| config.host_key_checking);
+    let setting =
+        vars.get("ansible_host_key_checking").cloned().or_else(|| configured.map(Value::Bool));
     match setting.as_ref().and_then(crate::modules::args_to_bool) {
         Some(false) => HostKeyPolicy::Off,
         _ => HostKeyPolicy::Strict,

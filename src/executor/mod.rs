@@ -4,6 +4,7 @@
 mod connect;
 mod host_task;
 mod include;
+mod include_role;
 mod vars;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -94,6 +95,8 @@ pub struct HostState {
     pub name: String,
     pub facts: Map<String, Value>,
     pub registered: Map<String, Value>,
+    /// Variables from `include_vars`, below `set_fact` in precedence.
+    pub included_vars: Map<String, Value>,
     pub connection: Option<(connect::ConnectionKey, Arc<Connection>)>,
     pub failed: bool,
     pub unreachable: bool,
@@ -101,6 +104,10 @@ pub struct HostState {
     pub notified: Vec<String>,
     /// Set by `meta: end_host` or `end_play`.
     pub ended: bool,
+    /// Roles (by identity) a task of which ran on this host in this play.
+    pub roles_started: BTreeSet<String>,
+    /// Roles (by identity) this host has finished in this play: not run again.
+    pub roles_done: BTreeSet<String>,
 }
 
 impl HostState {
@@ -109,11 +116,14 @@ impl HostState {
             name: name.to_string(),
             facts: Map::new(),
             registered: Map::new(),
+            included_vars: Map::new(),
             connection: None,
             failed: false,
             unreachable: false,
             notified: Vec::new(),
             ended: false,
+            roles_started: BTreeSet::new(),
+            roles_done: BTreeSet::new(),
         }
     }
 
@@ -141,12 +151,8 @@ pub async fn run(options: Options) -> Result<i32> {
     if inventory.hosts.is_empty() && options.inventories.is_empty() {
         eprintln!("[WARNING]: No inventory was parsed, only implicit localhost is available");
     }
-    if let Some(config) = ansible_config_file() {
-        eprintln!(
-            "[WARNING]: not supported yet: settings in {} are ignored; give them as command-line \
-             flags or inventory variables",
-            config.display()
-        );
+    for warning in &crate::config::current()?.warnings {
+        eprintln!("[WARNING]: {warning}");
     }
     add_implicit_localhost(&mut inventory, &playbooks, &options);
     if let Some(limit) = &options.limit
@@ -222,18 +228,6 @@ pub async fn run(options: Options) -> Result<i32> {
     } else {
         exit::OK
     })
-}
-
-/// The ansible.cfg that ansible-playbook would read: `ANSIBLE_CONFIG`, `./ansible.cfg`,
-/// then `~/.ansible.cfg`.
-fn ansible_config_file() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".ansible.cfg"));
-    std::env::var_os("ANSIBLE_CONFIG")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([PathBuf::from("ansible.cfg")])
-        .chain(home)
-        .find(|path| path.is_file())
 }
 
 /// `localhost` exists implicitly (connection local) when a play names it and the inventory does not.
@@ -342,6 +336,7 @@ fn selected_leaves<'a>(
                     selected_leaves(section, &tags, filter, out);
                 }
             }
+            _ if crate::playbook::role::is_complete_marker(task) => {}
             _ if filter.selects(&tags) => out.push((task, tags)),
             _ => {}
         }
@@ -475,7 +470,11 @@ impl<'s> Runner<'s> {
         display.banner(&format!("PLAY [{title}]"));
         let all_hosts = self.play_hosts(play)?;
         for host in &all_hosts {
-            self.hosts.entry(host.clone()).or_insert_with(|| HostState::new(host)).ended = false;
+            let state = self.hosts.entry(host.clone()).or_insert_with(|| HostState::new(host));
+            state.ended = false;
+            // Roles run once per play: a new play starts afresh.
+            state.roles_started.clear();
+            state.roles_done.clear();
             self.stats.entry(host.clone()).or_default();
         }
         let hosts: Vec<String> =
@@ -488,7 +487,7 @@ impl<'s> Runner<'s> {
             name: title,
             vars: play.vars.clone(),
             keywords: play.keywords.clone(),
-            roles: play.roles.iter().map(|role| role.scope.clone()).collect(),
+            roles: play.roles.clone(),
             all_hosts: all_hosts.clone(),
             active_hosts: hosts.clone(),
             hostvars: Value::Null,
@@ -496,7 +495,13 @@ impl<'s> Runner<'s> {
         };
         self.load_vars_files(play, &mut scope)?;
 
-        if play.gather_facts {
+        let gathering = crate::config::current().map(|c| c.gathering).unwrap_or_default();
+        let gather = play.gather_facts.unwrap_or(gathering != crate::config::Gathering::Explicit);
+        // `smart` gathers only hosts whose facts are not known yet.
+        let ungathered: Vec<String> =
+            hosts.iter().filter(|h| self.hosts[*h].facts.is_empty()).cloned().collect();
+        let only = (gathering == crate::config::Gathering::Smart).then_some(ungathered);
+        if gather && only.as_ref().is_none_or(|hosts| !hosts.is_empty()) {
             let setup = Task {
                 name: Some("Gathering Facts".into()),
                 mark: play.mark.clone(),
@@ -504,7 +509,8 @@ impl<'s> Runner<'s> {
                 keywords: Map::from_iter([("tags".to_string(), Value::from("always"))]),
                 role: None,
             };
-            self.run_list(std::slice::from_ref(&setup), &mut scope, &Inherited::default(), None)
+            let only = only.as_deref();
+            self.run_list(std::slice::from_ref(&setup), &mut scope, &Inherited::default(), only)
                 .await;
         }
         let inherited = Inherited { tags: play_tags(play), ..Inherited::default() };
@@ -561,6 +567,7 @@ impl<'s> Runner<'s> {
             if !host.facts.is_empty() {
                 vars.insert("ansible_facts".into(), Value::Object(host.facts.clone()));
             }
+            vars.extend(host.included_vars.clone());
             vars.extend(host.registered.clone());
             vars.insert("inventory_hostname".into(), Value::from(name.clone()));
             hostvars.insert(name.clone(), Value::Object(vars));
@@ -587,14 +594,28 @@ impl<'s> Runner<'s> {
                 if hosts.is_empty() {
                     return;
                 }
+                // A role already done on a host is skipped there, without a word.
+                let hosts: Vec<String> =
+                    hosts.into_iter().filter(|h| !self.role_done(h, task)).collect();
+                if hosts.is_empty() {
+                    continue;
+                }
+                if crate::playbook::role::is_complete_marker(task) {
+                    self.complete_role(task, &hosts);
+                    continue;
+                }
                 let tags = task_tags(task, &inherited.tags);
                 let is_block = matches!(task.body, TaskBody::Block { .. });
                 if !is_block && !self.shared.tag_filter.selects(&tags) {
                     continue;
                 }
+                self.start_role(task, &hosts);
                 match &task.body {
                     TaskBody::Include { file, base } => {
                         self.include(task, file, base, scope, inherited, &hosts).await
+                    }
+                    TaskBody::IncludeRole { args } => {
+                        self.include_role(task, args, scope, inherited, &hosts).await
                     }
                     TaskBody::Module { module: "meta", args } => {
                         self.shared.display.banner(&format!("TASK [{}]", task.display_name()));
@@ -623,6 +644,34 @@ impl<'s> Runner<'s> {
                 }
             }
         })
+    }
+
+    /// Whether `task` belongs to a role `host` has finished (and that may not run twice).
+    fn role_done(&self, host: &str, task: &Task) -> bool {
+        task.role.as_ref().is_some_and(|role| {
+            !role.allow_duplicates && self.hosts[host].roles_done.contains(&role.identity)
+        })
+    }
+
+    fn start_role(&mut self, task: &Task, hosts: &[String]) {
+        let Some(role) = &task.role else { return };
+        for host in hosts {
+            if let Some(state) = self.hosts.get_mut(host) {
+                state.roles_started.insert(role.identity.clone());
+            }
+        }
+    }
+
+    /// A role's last (hidden) task: hosts that ran any of its tasks are done with it.
+    fn complete_role(&mut self, task: &Task, hosts: &[String]) {
+        let Some(role) = &task.role else { return };
+        for host in hosts {
+            if let Some(state) = self.hosts.get_mut(host)
+                && state.roles_started.contains(&role.identity)
+            {
+                state.roles_done.insert(role.identity.clone());
+            }
+        }
     }
 
     async fn run_block(

@@ -3,7 +3,8 @@
 //! Ansible layers 22 sources; bramble implements them lowest first, each layer overwriting
 //! the one before (hash_behaviour=replace):
 //!
-//!  1. role defaults (every role of the play, then the task's own role again, so its own win)
+//!  1. role defaults (every role of the play, then the task's own role again, so its own win;
+//!     a dependency sees the roles that depend on it, outermost first)
 //!  2. group vars: the inventory sources' own values, `all` first, then the host's other
 //!     groups (by depth, then `ansible_group_priority`, then name); then, `all` first and
 //!     the other groups after, `group_vars/` beside the inventory, then beside the playbook
@@ -13,7 +14,8 @@
 //!  5. play `vars:`, then `vars_files`
 //!  6. role `vars/` (every role, then the task's own)
 //!  7. block `vars:` from the outermost block in, then the task's `vars:`
-//!  8. `set_fact` and `register` results
+//!  8. `include_vars` results, then `set_fact` and `register` results (set_fact wins over
+//!     include_vars whatever their order)
 //!  9. the task role's parameters (`- role: x` with `foo: 1`)
 //! 10. extra vars (`-e`), which always win
 //!
@@ -35,10 +37,11 @@ pub fn assemble(
     let mut vars = Map::new();
     let own_role = task.and_then(|task| task.role.as_ref());
 
+    let own_chain = own_role.map(|role| role.chain()).unwrap_or_default();
     for role in &play.roles {
         vars.extend(role.defaults.clone());
     }
-    if let Some(role) = own_role {
+    for role in &own_chain {
         vars.extend(role.defaults.clone());
     }
     vars.extend(host_inventory_vars(shared, &host.name));
@@ -47,7 +50,7 @@ pub fn assemble(
     for role in &play.roles {
         vars.extend(role.vars.clone());
     }
-    if let Some(role) = own_role {
+    for role in &own_chain {
         vars.extend(role.vars.clone());
     }
     for layer in block_vars {
@@ -56,8 +59,9 @@ pub fn assemble(
     if let Some(Value::Object(task_vars)) = task.and_then(|task| task.keywords.get("vars")) {
         vars.extend(task_vars.clone());
     }
+    vars.extend(host.included_vars.clone());
     vars.extend(host.registered.clone());
-    if let Some(role) = own_role {
+    for role in &own_chain {
         vars.extend(role.params.clone());
     }
     vars.extend(shared.options.extra_vars.clone());

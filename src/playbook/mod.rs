@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Mark, Result};
 use crate::yaml::{self, Node};
 
-pub use role::Role;
+pub use role::{Role, RoleScope};
 pub use task::{Task, TaskBody};
 
 /// A whole playbook file: its plays in order.
@@ -30,9 +30,12 @@ pub struct Play {
     pub mark: Mark,
     pub vars: Map<String, Value>,
     pub vars_files: Vec<String>,
-    pub gather_facts: bool,
+    /// `gather_facts:` as written; unset follows the `gathering` setting.
+    pub gather_facts: Option<bool>,
     pub keywords: Map<String, Value>,
-    pub roles: Vec<Arc<Role>>,
+    /// Every role the play loads statically (`roles:`, `import_role`, their dependencies),
+    /// whose defaults and vars every task sees.
+    pub roles: Vec<Arc<RoleScope>>,
     pub pre_tasks: Vec<Task>,
     /// Role tasks followed by the play's own `tasks`.
     pub tasks: Vec<Task>,
@@ -164,8 +167,8 @@ impl Play {
             Some(files) => string_list(files, "vars_files")?,
         };
         let gather_facts = match node.get("gather_facts").map(Node::to_value) {
-            None => true,
-            Some(Value::Bool(flag)) => flag,
+            None => None,
+            Some(Value::Bool(flag)) => Some(flag),
             Some(_) => {
                 return Err(Error::invalid(
                     &node.get("gather_facts").map(|n| n.mark.clone()).unwrap_or(node.mark.clone()),
@@ -194,24 +197,33 @@ impl Play {
             }
         }
 
-        let mut roles = Vec::new();
+        // Role tasks come first; a role's handlers join the play's, ahead of its own.
         let mut tasks = Vec::new();
-        let mut handlers = Vec::new();
         if let Some(list) = node.get("roles") {
             let entries =
                 list.as_seq().ok_or_else(|| Error::invalid(&list.mark, "roles expects a list"))?;
             for entry in entries {
-                let role = Arc::new(Role::load(entry, base)?);
-                tasks.extend(role.tasks.iter().cloned());
-                // A role listed twice runs twice, but its handlers exist once.
-                if !roles.iter().any(|r: &Arc<Role>| r.scope.path == role.scope.path) {
-                    handlers.extend(role.handlers.iter().cloned());
-                }
-                roles.push(role);
+                tasks.extend(role::with_playbook_dir(base, || Role::load(entry, base))?.tasks);
             }
         }
-        tasks.extend(task::load_list(node.get("tasks"), base, None)?);
-        handlers.extend(task::load_list(node.get("handlers"), base, None)?);
+        let role_tasks = tasks.len();
+        let load = |key: &str| {
+            role::with_playbook_dir(base, || task::load_list(node.get(key), base, None))
+        };
+        let pre_tasks = load("pre_tasks")?;
+        tasks.extend(load("tasks")?);
+        let post_tasks = load("post_tasks")?;
+        let own_handlers = load("handlers")?;
+        let mut roles = Vec::new();
+        role::scopes_in(&tasks[..role_tasks], &mut roles);
+        for list in [&pre_tasks, &tasks[role_tasks..].to_vec(), &post_tasks] {
+            role::scopes_in(list, &mut roles);
+        }
+        let mut handlers = Vec::new();
+        for scope in &roles {
+            role::add_handlers(&mut handlers, scope);
+        }
+        handlers.extend(own_handlers);
         Ok(Play {
             name: node.get("name").map(|n| display_string(&n.to_value())),
             hosts,
@@ -221,9 +233,9 @@ impl Play {
             gather_facts,
             keywords,
             roles,
-            pre_tasks: task::load_list(node.get("pre_tasks"), base, None)?,
+            pre_tasks,
             tasks,
-            post_tasks: task::load_list(node.get("post_tasks"), base, None)?,
+            post_tasks,
             handlers,
         })
     }

@@ -39,6 +39,10 @@ pub enum TaskBody {
         file: String,
         base: std::path::PathBuf,
     },
+    /// `include_role`: its arguments are templated and the role loaded when the task runs.
+    IncludeRole {
+        args: Map<String, Value>,
+    },
 }
 
 const TASK_KEYWORDS: &[&str] = &[
@@ -242,6 +246,13 @@ impl Task {
             (None, TaskBody::Module { module, .. }) => module.to_string(),
             (None, TaskBody::Block { .. }) => "block".to_string(),
             (None, TaskBody::Include { .. }) => "include_tasks".to_string(),
+            (None, TaskBody::IncludeRole { args }) => format!(
+                "include_role : {}",
+                args.get("name")
+                    .or_else(|| args.get("role"))
+                    .map(display_string)
+                    .unwrap_or_default()
+            ),
         };
         match &self.role {
             Some(role) => format!("{} : {name}", role.name),
@@ -284,6 +295,9 @@ fn static_include(
     mark: &Mark,
 ) -> Result<Option<TaskBody>> {
     let short = short_name(module);
+    if matches!(short, "import_role" | "include_role") {
+        return role_include(short, args, base, role, mark).map(Some);
+    }
     if !matches!(short, "import_tasks" | "include_tasks") {
         return Ok(None);
     }
@@ -311,6 +325,41 @@ fn static_include(
     }
     let block = load_file(&path, role)?;
     Ok(Some(TaskBody::Block { block, rescue: Vec::new(), always: Vec::new() }))
+}
+
+/// `import_role` becomes a block of the role's tasks now; `include_role` waits for run time.
+fn role_include(
+    short: &str,
+    args: Option<&Node>,
+    base: &Path,
+    role: Option<&Arc<RoleScope>>,
+    mark: &Mark,
+) -> Result<TaskBody> {
+    let arguments = match args.map(|node| (node, node.to_value())) {
+        Some((_, Value::Object(map))) => map,
+        Some((_, Value::String(text))) => {
+            free_form(short, &text).map_err(|message| Error::invalid(mark, message))?
+        }
+        _ => return Err(Error::invalid(mark, format!("{short} expects `name:`, the role"))),
+    };
+    // Checked now, for both: a bad option fails before any host is touched.
+    let reference = super::role::RoleReference::from_arguments(&arguments, mark, short)?;
+    if short == "include_role" {
+        return Ok(TaskBody::IncludeRole { args: arguments });
+    }
+    if let Some(apply) = arguments.get("apply") {
+        let _ = apply;
+        return Err(Error::invalid(mark, "Invalid options for import_role: apply"));
+    }
+    if reference.name.contains("{{") {
+        return Err(Error::NotSupported {
+            what: format!("{}: import_role with a templated role name", mark.location()),
+        });
+    }
+    let _ = base;
+    let playbook_dir = super::role::playbook_dir();
+    let loaded = super::role::Role::from_reference(&reference, &playbook_dir, role)?;
+    Ok(TaskBody::Block { block: loaded.tasks, rescue: Vec::new(), always: Vec::new() })
 }
 
 fn module_args(module: &str, node: Option<&Node>, mark: &Mark) -> Result<Map<String, Value>> {
