@@ -28,6 +28,68 @@ pub enum Command {
     Bake(BakeArgs),
     /// Write an image to a card (or a file) with this card's own identity.
     Burn(BurnArgs),
+    /// A local fleet of Pi-like qemu guests: up, status, down.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+/// `bramble lab up N`, `bramble lab status`, `bramble lab down`.
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Boot N guests lab1…labN and write their inventory.
+    Up(LabUpArgs),
+    /// List the fleet's guests, their ports and pids, up or down.
+    Status,
+    /// Stop the fleet's guests (only those, by pid).
+    Down,
+}
+
+/// `bramble lab up N [--arch arm64|amd64] [--image FILE]`.
+#[derive(Debug, Args)]
+pub struct LabUpArgs {
+    /// How many guests.
+    pub count: usize,
+    /// The guests' architecture.
+    #[arg(long = "arch", value_enum, default_value = "arm64")]
+    pub arch: crate::lab::Arch,
+    /// A .img or .img.xz from bramble bake, or a folder printed by tests/lab/image.sh;
+    /// without it the recipe is baked (once, cached).
+    #[arg(long = "image")]
+    pub image: Option<PathBuf>,
+    /// The recipe to bake without --image (images/lab.yml, or images/lab-amd64.yml).
+    #[arg(long = "recipe", conflicts_with = "image")]
+    pub recipe: Option<PathBuf>,
+    /// Private key to log in with (its .pub beside it); else one is generated.
+    #[arg(long = "ssh-key")]
+    pub ssh_key: Option<PathBuf>,
+    /// Memory of each guest, in MiB.
+    #[arg(long = "memory", default_value_t = 1024)]
+    pub memory: u32,
+    /// Seconds to wait for each guest's SSH (also BRAMBLE_LAB_BOOT_TIMEOUT).
+    #[arg(long = "boot-timeout", env = "BRAMBLE_LAB_BOOT_TIMEOUT")]
+    pub boot_timeout: Option<u64>,
+    /// More output (-v to -vvvv).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl LabUpArgs {
+    pub fn options(&self) -> crate::lab::fleet::UpOptions {
+        // TCG boots an arm64 guest several times slower than an amd64 one.
+        let default = match self.arch {
+            crate::lab::Arch::Arm64 => 1200,
+            crate::lab::Arch::Amd64 => 600,
+        };
+        crate::lab::fleet::UpOptions {
+            count: self.count,
+            arch: self.arch,
+            image: self.image.clone(),
+            recipe: self.recipe.clone(),
+            ssh_key: self.ssh_key.clone(),
+            memory_mib: self.memory,
+            boot_timeout: std::time::Duration::from_secs(self.boot_timeout.unwrap_or(default)),
+        }
+    }
 }
 
 /// `bramble burn IMAGE DEVICE`, `bramble burn --list`.

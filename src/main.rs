@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 
-use bramble::cli::{Cli, Command};
+use bramble::cli::{Cli, Command, LabCommand};
 use bramble::error::Error;
 use bramble::executor::{self, exit};
 use bramble::image;
@@ -42,8 +42,34 @@ fn main() {
                     Err(error) => report(&error),
                 }
             }
+            Command::Lab(command) => lab(command),
         };
     std::process::exit(code);
+}
+
+/// `bramble lab up|status|down`: status on stderr, where things are on stdout.
+fn lab(command: &LabCommand) -> i32 {
+    use bramble::lab::fleet;
+    match command {
+        LabCommand::Up(arguments) => {
+            setup_tracing(arguments.verbose);
+            let options = arguments.options();
+            block_on(async move { fleet::up(&options).await })
+        }
+        LabCommand::Status => {
+            print!("{}", fleet::status_table(&fleet::status(&fleet::fleet_dir())));
+            exit::OK
+        }
+        LabCommand::Down => {
+            setup_tracing(0);
+            block_on(async move {
+                for name in fleet::stop_all(&fleet::fleet_dir()).await? {
+                    eprintln!("{:>12} {name}", "stopped");
+                }
+                Ok(())
+            })
+        }
+    }
 }
 
 /// `bramble burn --list`: data on stdout, one disk a line.

@@ -1,7 +1,8 @@
 //! `bramble lab`: Pi-like qemu guests to rehearse rollouts on. [`qemu`] boots one guest from
-//! boot files and two ports, [`image`] turns an image file into those boot files, and
-//! [`seed`] gives each guest its identity.
+//! boot files and two ports, [`image`] turns an image file into those boot files, [`seed`]
+//! gives each guest its identity, and [`fleet`] is `bramble lab up`, `status` and `down`.
 
+pub mod fleet;
 pub mod image;
 pub mod qemu;
 pub mod seed;
