@@ -12,7 +12,7 @@ use image_support::{bramble, ensure_packages, run, text};
 const DISK_ID: &str = "0x1234abcd";
 
 /// bootfs (FAT32, 8 MiB in, 64 MiB) and rootfs (ext4, 32 MiB) holding fstab and os-release.
-fn small_image(dir: &Path) -> std::path::PathBuf {
+fn small_image(dir: &Path, codename: &str) -> std::path::PathBuf {
     let image = dir.join("small.img");
     run("truncate", &["-s", "104M", &image.to_string_lossy()]);
     let layout = format!(
@@ -29,7 +29,11 @@ fn small_image(dir: &Path) -> std::path::PathBuf {
          PARTUUID=1234abcd-02 / ext4 defaults,noatime 0 1\n",
     )
     .unwrap();
-    std::fs::write(tree.join("etc/os-release"), "ID=debian\nVERSION_CODENAME=trixie\n").unwrap();
+    std::fs::write(
+        tree.join("etc/os-release"),
+        format!("ID=debian\nVERSION_CODENAME={codename}\n"),
+    )
+    .unwrap();
     let root = dir.join("root.ext4");
     run("mkfs.ext4", &["-q", "-d", &tree.to_string_lossy(), &root.to_string_lossy(), "32M"]);
     let boot = dir.join("boot.fat");
@@ -75,7 +79,7 @@ fn mtype(card: &Path, offset: u64, name: &str) -> String {
 fn burn_to_a_file_gives_the_card_its_own_identity() {
     ensure_packages();
     let dir = tempfile::tempdir().unwrap();
-    let image = small_image(dir.path());
+    let image = small_image(dir.path(), "trixie");
     let xz = image.with_extension("img.xz");
     let key = dir.path().join("key.pub");
     std::fs::write(&key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyOnly burn@test\n").unwrap();
@@ -143,6 +147,63 @@ fn burn_to_a_file_gives_the_card_its_own_identity() {
             text(&check.stderr)
         );
     }
+}
+
+/// Bookworm has no cloud-init: the identity goes into firstrun.sh, run once through
+/// `systemd.run=` on the kernel command line, and userconf.txt.
+#[test]
+fn burn_gives_a_bookworm_card_firstrun_and_userconf() {
+    ensure_packages();
+    let dir = tempfile::tempdir().unwrap();
+    let image = small_image(dir.path(), "bookworm");
+    let xz = image.with_extension("img.xz");
+    let key = dir.path().join("key.pub");
+    std::fs::write(&key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyOnly burn@test\n").unwrap();
+    let card = dir.path().join("card.img");
+    let output = bramble(&[
+        "burn",
+        &xz.to_string_lossy(),
+        &card.to_string_lossy(),
+        "--hostname",
+        "pi04",
+        "--user",
+        "ops",
+        "--ssh-key",
+        &key.to_string_lossy(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let table: serde_json::Value =
+        serde_json::from_str(&run("sfdisk", &["--json", &card.to_string_lossy()])).unwrap();
+    let id = table["partitiontable"]["id"].as_str().unwrap().trim_start_matches("0x").to_string();
+    let boot = 16384 * 512;
+    let cmdline = mtype(&card, boot, "cmdline.txt");
+    assert_eq!(cmdline.lines().count(), 1, "{cmdline}");
+    assert!(cmdline.contains(&format!("root=PARTUUID={id}-02 rootwait")), "{cmdline}");
+    assert!(
+        cmdline.trim_end().ends_with(
+            "systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot \
+             systemd.unit=kernel-command-line.target"
+        ),
+        "{cmdline}"
+    );
+    let script = mtype(&card, boot, "firstrun.sh");
+    assert!(script.starts_with("#!/bin/sh\n"), "{script}");
+    assert!(script.contains("pi04 > /etc/hostname"), "{script}");
+    assert!(script.contains("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyOnly burn@test"));
+    assert!(script.contains("rm -f /boot/firmware/firstrun.sh"), "{script}");
+    assert_eq!(mtype(&card, boot, "userconf.txt"), "ops:*\n");
+    let listing = Command::new("mdir")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .args(["-b", "-i", &format!("{}@@{boot}", card.display()), "::/"])
+        .output()
+        .unwrap();
+    assert!(!text(&listing.stdout).contains("user-data"), "cloud-init seed on a bookworm card");
+
+    // The script must at least be valid shell.
+    let syntax = dir.path().join("firstrun.sh");
+    std::fs::write(&syntax, &script).unwrap();
+    run("sh", &["-n", &syntax.to_string_lossy()]);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! file) onto a card or a file, writing only the blocks its `.bmap` lists and the first MiB
 //! last (so an interrupted burn leaves no bootable half-card), read it back to verify, then
 //! give the card its own identity: a new disk identifier with cmdline.txt and /etc/fstab
-//! following it, and cloud-init files on the boot partition.
+//! following it, and cloud-init files (or bookworm's firstrun.sh) on the boot partition.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -20,7 +20,7 @@ use super::disk::{self, partuuid};
 use super::mounts::{self, io};
 use super::progress::Steps;
 use super::target::{self, Target};
-use super::{base, cache_dir, fat, host, write_file};
+use super::{base, cache_dir, fat, firstrun, host, write_file};
 use crate::error::{Error, Result};
 
 /// The first MiB holds the partition table and the boot sector: written last.
@@ -324,27 +324,38 @@ async fn personalize(path: &Path, identity: &DeviceIdentity) -> Result<()> {
     mounts::mount_device(&root_device, &root, &mut cleanup).await?;
 
     let release = std::fs::read_to_string(root.join("etc/os-release")).unwrap_or_default();
-    if release.lines().any(|line| line == "VERSION_CODENAME=bookworm") {
-        return Err(Error::NotSupported {
-            what: "per-device identity for bookworm images (firstrun.sh, userconf.txt)".into(),
-        });
-    }
+    let bookworm = release.lines().any(|line| line == "VERSION_CODENAME=bookworm");
     replace_partuuids(&root.join("etc/fstab"), old.disk_id, new_id)?;
     let cmdline = work.join("cmdline.txt");
-    std::fs::write(&cmdline, fat::read(&boot_device, "cmdline.txt").await?)
-        .map_err(|e| io("writing", &cmdline, e))?;
+    let mut cmdline_text = fat::read(&boot_device, "cmdline.txt").await?;
+    if bookworm {
+        cmdline_text = firstrun::cmdline(&cmdline_text);
+    }
+    std::fs::write(&cmdline, cmdline_text).map_err(|e| io("writing", &cmdline, e))?;
     replace_partuuids(&cmdline, old.disk_id, new_id)?;
     fat::write(&boot_device, &cmdline, "cmdline.txt").await?;
-    let seeds = [
-        ("meta-data", cloud_init::meta_data(identity)),
-        ("user-data", cloud_init::user_data(identity)),
-        ("network-config", cloud_init::network_config()),
-    ];
-    for (name, text) in seeds {
+    for (name, text) in first_boot_files(identity, bookworm) {
         write_file(&work, name, &text, 0o644)?;
         fat::write(&boot_device, &work.join(name), name).await?;
     }
     cleanup.finish().map_err(|e| Error::image("cleaning up", e))
+}
+
+/// The boot partition's files that give the card its identity at first boot: cloud-init's
+/// seed (trixie-based releases), or bookworm's `firstrun.sh` and `userconf.txt`.
+fn first_boot_files(identity: &DeviceIdentity, bookworm: bool) -> Vec<(&'static str, String)> {
+    if !bookworm {
+        return vec![
+            ("meta-data", cloud_init::meta_data(identity)),
+            ("user-data", cloud_init::user_data(identity)),
+            ("network-config", cloud_init::network_config()),
+        ];
+    }
+    let mut files = vec![(firstrun::SCRIPT_NAME, firstrun::script(identity))];
+    if let Some(user) = &identity.user {
+        files.push(("userconf.txt", firstrun::userconf(user)));
+    }
+    files
 }
 
 /// Points every `PARTUUID=<old id>-NN` in a file at the new disk identifier.

@@ -15,6 +15,7 @@ pub mod cleanup;
 pub mod cloud_init;
 pub mod disk;
 pub mod fat;
+pub mod firstrun;
 pub mod host;
 pub mod identity;
 pub mod mounts;
