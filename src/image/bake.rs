@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::artifact::{self, Outputs};
-use super::cleanup::Cleanup;
+use super::cleanup::{self, Cleanup};
+use super::docker_images::{self, Preload};
 use super::identity::{self, Identity};
 use super::mounts::{self, io};
 use super::progress::Steps;
@@ -51,6 +52,13 @@ pub async fn bake(options: &BakeOptions) -> Result<Outputs> {
     host::require(&["sfdisk", "losetup", "resize2fs", "xz", "fstrim", "chroot"])?;
     let mut steps = Steps::new();
     let cache = cache_dir();
+    sweep_stale(&cache, &steps)?;
+    let preloads = docker_images::resolve(
+        &loaded.recipe.docker_images,
+        &loaded.dir,
+        &loaded.docker_archives(),
+    )
+    .await?;
 
     let base_image = match &loaded.recipe.base {
         Base::Debootstrap(spec) => base::ensure(spec, &cache, &mut steps).await?,
@@ -84,10 +92,16 @@ pub async fn bake(options: &BakeOptions) -> Result<Outputs> {
     steps.pause();
     run_playbook(&loaded, options, &root, &playbook, &work).await?;
     report_deferred(&chroot, &units_before, &steps).await?;
-    chroot_script(&chroot, "first-boot readiness", identity::FIRST_BOOT_SCRIPT).await?;
     steps.done();
 
+    if !preloads.is_empty() {
+        steps.start("preload docker images");
+        preload(&chroot, &root, &preloads, &steps).await?;
+        steps.done();
+    }
+
     steps.start("restore and finish");
+    chroot_script(&chroot, "first-boot readiness", identity::FIRST_BOOT_SCRIPT).await?;
     cleanup.release_to(depth_prepared).map_err(|e| Error::image("restoring the image", e))?;
     if initrd_state(&chroot).await? != initrd_before {
         // Built while MODULES=most was set: rebuild it with the image's own settings.
@@ -106,6 +120,57 @@ pub async fn bake(options: &BakeOptions) -> Result<Outputs> {
     cleanup.finish().map_err(|e| Error::image("cleaning up", e))?;
     eprintln!("{:>12} {} ({})", "baked", outputs.image_xz.display(), steps.summary());
     Ok(outputs)
+}
+
+/// Cleans up after bakes that were killed outright (nothing could run their cleanup).
+fn sweep_stale(cache: &Path, steps: &Steps) -> Result<()> {
+    let (cleaned, outcome) = cleanup::sweep_stale(cache);
+    for folder in &cleaned {
+        steps.note(&format!("cleaned up after an interrupted bake: {}", folder.display()));
+    }
+    outcome.map_err(|e| Error::image("cleaning up after an interrupted bake", e))
+}
+
+/// Copies the recipe's Docker archives in, with the unit that loads them at first boot.
+async fn preload(
+    chroot: &ChrootConnection,
+    root: &Path,
+    preloads: &[Preload],
+    steps: &Steps,
+) -> Result<()> {
+    let has_docker =
+        chroot_script(chroot, "looking for Docker", "command -v docker || true").await?;
+    if has_docker.trim().is_empty() {
+        return Err(Error::image(
+            "preloading Docker images",
+            "the image has no docker command after provisioning
+hint: the recipe's \
+             playbook must install Docker (site.yml's docker role does)",
+        ));
+    }
+    let (available, _) = mounts::free_space(root).await?;
+    let needed = docker_images::total_size(preloads);
+    if needed + MINIMUM_FREE > available {
+        return Err(Error::image(
+            "preloading Docker images",
+            format!(
+                "the archives take {} and the image has {} free\nhint: raise `headroom` in \
+                 the recipe",
+                host::human_size(needed),
+                host::human_size(available)
+            ),
+        ));
+    }
+    docker_images::install(root, preloads)?;
+    let enable = format!("systemctl enable {}", quote(docker_images::UNIT_NAME));
+    chroot_script(chroot, "enabling the Docker image loader", &enable).await?;
+    let names: Vec<&str> = preloads.iter().map(|p| p.name.as_str()).collect();
+    steps.note(&format!(
+        "{} of Docker images, loaded at first boot: {}",
+        host::human_size(needed),
+        names.join(" ")
+    ));
+    Ok(())
 }
 
 fn unreachable_base() -> Result<PathBuf> {

@@ -41,6 +41,8 @@ pub const CORE_PACKAGES: &[&str] = &[
 
 /// Read by initramfs-tools before the kernel is installed, so that the first initramfs is
 /// already the small one: a full (`MODULES=most`) one takes a quarter hour under qemu-user.
+/// The base image removes it again once that initramfs is built, so the next kernel update
+/// (on a Pi, whose SD card needs more than virtio) builds a generic `MODULES=most` one.
 const INITRAMFS_CONF: &str = "# bramble: the image boots on qemu's virtio devices and on a Pi.\n\
 MODULES=list\nRESUME=none\n";
 const INITRAMFS_MODULES: &str = "virtio_pci\nvirtio_blk\nvirtio_net\nvirtio_scsi\nvirtio_rng\n\
@@ -115,13 +117,12 @@ pub async fn ensure(spec: &Debootstrap, cache: &Path, steps: &mut Steps) -> Resu
             spec.architecture,
             tarball.display()
         ));
-        steps.start("debootstrap");
-        build_rootfs(spec, cache, &tarball).await?;
-        steps.done();
+        build_rootfs(spec, cache, &tarball, steps).await?;
     }
     steps.start("base image");
     build_image(&tarball, cache, &image).await?;
     steps.done();
+    steps.note(&format!("base image built: {}", image.display()));
     Ok(image)
 }
 
@@ -150,7 +151,7 @@ pub fn rootfs_key(spec: &Debootstrap) -> String {
 }
 
 fn image_key(rootfs_key: &str) -> String {
-    hex_digest(&["image-1", rootfs_key, CONFIG_TXT, CLOUD_CFG, SSH_KEYGEN_UNIT, NETWORK])
+    hex_digest(&["image-2", rootfs_key, CONFIG_TXT, CLOUD_CFG, SSH_KEYGEN_UNIT, NETWORK])
 }
 
 fn packages(spec: &Debootstrap) -> Vec<String> {
@@ -178,7 +179,12 @@ pub fn work_dir(cache: &Path, cleanup: &mut Cleanup) -> Result<PathBuf> {
 
 /// debootstrap in two stages, so the initramfs settings are in place before the kernel's
 /// package runs update-initramfs.
-async fn build_rootfs(spec: &Debootstrap, cache: &Path, tarball: &Path) -> Result<()> {
+async fn build_rootfs(
+    spec: &Debootstrap,
+    cache: &Path,
+    tarball: &Path,
+    steps: &mut Steps,
+) -> Result<()> {
     let mut cleanup = Cleanup::new();
     let work = work_dir(cache, &mut cleanup)?;
     let root = work.join("root");
@@ -190,6 +196,7 @@ async fn build_rootfs(spec: &Debootstrap, cache: &Path, tarball: &Path) -> Resul
     // A debootstrap that dies leaves /proc and /sys mounted in its target.
     cleanup.unmount(&root.join("sys"));
     cleanup.unmount(&root.join("proc"));
+    steps.start("debootstrap, first stage");
     host::run(
         "debootstrap (first stage)",
         "debootstrap",
@@ -209,6 +216,7 @@ async fn build_rootfs(spec: &Debootstrap, cache: &Path, tarball: &Path) -> Resul
     write_file(&root, "etc/initramfs-tools/conf.d/bramble", INITRAMFS_CONF, 0o644)?;
     write_file(&root, "etc/initramfs-tools/modules.d/bramble.conf", INITRAMFS_MODULES, 0o644)?;
     write_file(&root, "etc/initramfs/post-update.d/bramble-firmware", FIRMWARE_HOOK, 0o755)?;
+    steps.start("debootstrap, second stage");
     host::run(
         "debootstrap (second stage, under qemu-user)",
         "chroot",
@@ -217,6 +225,7 @@ async fn build_rootfs(spec: &Debootstrap, cache: &Path, tarball: &Path) -> Resul
     .await?;
     cleanup.release_to(1).map_err(|e| Error::image("debootstrap", e))?;
 
+    steps.start("save the root file system");
     let partial = work.join("rootfs.tar.zst");
     let script = format!(
         "tar --numeric-owner --xattrs --xattrs-include='*' -C {} -cf - . | zstd -q -T0 -o {}",
@@ -234,6 +243,7 @@ async fn build_rootfs(spec: &Debootstrap, cache: &Path, tarball: &Path) -> Resul
     write_file(&work, "rootfs.size", &format!("{size}\n"), 0o644)?;
     rename(&work.join("rootfs.size"), &tarball.with_extension("size"))?;
     rename(&partial, tarball)?;
+    steps.done();
     cleanup.finish().map_err(|e| Error::image("debootstrap", e))
 }
 
@@ -331,6 +341,7 @@ cp \"/boot/initrd.img-$version\" /boot/firmware/initrd.img
 for dtb in /usr/lib/linux-image-\"$version\"/broadcom/bcm27*.dtb; do
   [ -e \"$dtb\" ] && cp \"$dtb\" /boot/firmware/
 done
+rm -f /etc/initramfs-tools/conf.d/bramble
 systemctl enable systemd-networkd.service regenerate-ssh-host-keys.service
 rm -f /etc/ssh/ssh_host_*
 echo uninitialized > /etc/machine-id

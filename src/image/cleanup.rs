@@ -115,6 +115,58 @@ impl Drop for Cleanup {
     }
 }
 
+/// Work folders (`.work-PID-N`) in `cache` left by a bake or base build that was killed
+/// before it could clean up (SIGKILL, a lost terminal): whatever is still mounted from them
+/// is unmounted, their loop devices detached, the folders removed. Folders of processes
+/// still alive are left alone. Returns the folders cleaned, and the first failure.
+pub fn sweep_stale(cache: &Path) -> (Vec<PathBuf>, Result<(), String>) {
+    let mut cleaned = Vec::new();
+    let mut first_error = Ok(());
+    let Ok(entries) = fs::read_dir(cache) else { return (cleaned, first_error) };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(".work-").and_then(|rest| rest.split('-').next()) else {
+            continue;
+        };
+        if pid.is_empty() || Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let folder = entry.path();
+        let mut cleanup = Cleanup::new();
+        cleanup.remove(&folder);
+        for device in loops_backed_below(&folder) {
+            cleanup.detach(&device);
+        }
+        let mut points: Vec<PathBuf> = mounts_below(&folder).collect();
+        points.reverse();
+        for point in points {
+            cleanup.unmount(&point);
+        }
+        if let Err(error) = cleanup.finish() {
+            first_error = first_error.and(Err(error));
+        }
+        cleaned.push(folder);
+    }
+    (cleaned, first_error)
+}
+
+/// Loop devices whose backing file lies in `folder`, from sysfs.
+fn loops_backed_below(folder: &Path) -> Vec<String> {
+    let folder = fs::canonicalize(folder).unwrap_or_else(|_| folder.to_path_buf());
+    let Ok(entries) = fs::read_dir("/sys/block") else { return Vec::new() };
+    let mut devices: Vec<String> = entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("loop"))
+        .filter(|entry| {
+            let backing = fs::read_to_string(entry.path().join("loop/backing_file"));
+            backing.is_ok_and(|file| Path::new(file.trim()).starts_with(&folder))
+        })
+        .map(|entry| format!("/dev/{}", entry.file_name().to_string_lossy()))
+        .collect();
+    devices.sort();
+    devices
+}
+
 fn aside_name(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.bramble-saved"))
@@ -251,6 +303,23 @@ mod tests {
     fn mountinfo_escapes() {
         assert_eq!(unescape_mount_path("/mnt/a\\040b"), PathBuf::from("/mnt/a b"));
         assert_eq!(unescape_mount_path("/plain"), PathBuf::from("/plain"));
+    }
+
+    #[test]
+    fn sweeps_work_folders_of_dead_processes_only() {
+        let cache = tempfile::tempdir().unwrap();
+        // PIDs never reach this value (pid_max is at most 2^22).
+        let dead = cache.path().join(".work-999999999-7");
+        let alive = cache.path().join(format!(".work-{}-7", std::process::id()));
+        for folder in [&dead, &alive] {
+            fs::create_dir_all(folder.join("root/etc")).unwrap();
+            fs::write(folder.join("root/etc/hostname"), "pi\n").unwrap();
+        }
+        let (cleaned, outcome) = sweep_stale(cache.path());
+        outcome.unwrap();
+        assert_eq!(cleaned, vec![dead.clone()]);
+        assert!(!dead.exists());
+        assert!(alive.join("root/etc/hostname").is_file());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod burn;
 pub mod cleanup;
 pub mod cloud_init;
 pub mod disk;
+pub mod docker_images;
 pub mod fat;
 pub mod firstrun;
 pub mod host;

@@ -31,9 +31,14 @@ pub struct Recipe {
     pub locale: Option<String>,
     #[serde(default)]
     pub timezone: Option<String>,
-    /// Docker images to preload; loading them at first boot is not supported yet.
+    /// Docker images to preload, loaded at first boot: `docker save` archives (paths ending
+    /// in `.tar`, `.tar.gz`, ...) or references found in the archives of `docker_archives`.
     #[serde(default)]
     pub docker_images: Vec<String>,
+    /// The folder of archives that references are looked up in, relative to the recipe's
+    /// folder; by default `docker-archives`.
+    #[serde(default)]
+    pub docker_archives: Option<PathBuf>,
     /// xz preset, 0 (fast) to 9 (small).
     #[serde(default = "default_xz_level")]
     pub xz_level: u8,
@@ -122,11 +127,6 @@ impl Loaded {
                 what: format!("downloading a base image ({url}); download it and use `file:`"),
             });
         }
-        if !recipe.docker_images.is_empty() {
-            return Err(Error::NotSupported {
-                what: "docker_images: preloading Docker images into an image".into(),
-            });
-        }
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
         Ok(Loaded { recipe, dir, headroom })
@@ -138,6 +138,11 @@ impl Loaded {
             Some(path) => self.dir.join(path),
             None => self.dir.join("../site.yml"),
         }
+    }
+
+    /// The folder image references in `docker_images` are looked up in.
+    pub fn docker_archives(&self) -> PathBuf {
+        self.dir.join(self.recipe.docker_archives.as_deref().unwrap_or("docker-archives".as_ref()))
     }
 
     /// Every authorized key, from the recipe and its key files.

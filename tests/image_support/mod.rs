@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
+pub mod arm64;
+
 /// Image tests use loop devices and the shared cache: one at a time per test binary.
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
