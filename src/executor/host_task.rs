@@ -23,7 +23,7 @@ pub struct Report {
 }
 
 /// Modules that run on the controller and never need the host's connection.
-const CONTROLLER_ONLY: &[&str] = &["debug", "set_fact", "assert", "fail"];
+const CONTROLLER_ONLY: &[&str] = &["debug", "set_fact", "assert", "fail", "include_vars"];
 
 const NO_LOG_MESSAGE: &str =
     "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
@@ -456,6 +456,8 @@ impl Step<'_> {
         if let Some(Value::Object(facts)) = result.get("ansible_facts").cloned() {
             if result.contains_key("_bramble_gathered") {
                 state.facts.extend(facts);
+            } else if result.contains_key(modules::include_vars::MARKER) {
+                state.included_vars.extend(facts);
             } else {
                 state.registered.extend(facts);
             }
@@ -572,7 +574,12 @@ impl Step<'_> {
         if !unreachable {
             result.insert("failed".into(), Value::Bool(true));
         }
-        let message = result.get("msg").map(display_string).unwrap_or_default();
+        // An action that failed with only a `message` is "Unknown error." to ansible-core.
+        let unknown = result.remove(modules::UNKNOWN_ERROR).is_some();
+        let message = match unknown {
+            true => "Unknown error.".to_string(),
+            false => result.get("msg").map(display_string).unwrap_or_default(),
+        };
         let by_condition = result.remove("_bramble_failed_when").is_some();
         let kind = if CONTROLLER_ONLY.contains(&self.module) || by_condition {
             "Action failed"
@@ -585,6 +592,9 @@ impl Step<'_> {
             (false, false) => format!("Task failed: {kind}: {message}"),
         };
         report.lines.push(crate::output::error_block(&headline, &self.task.mark));
+        if unknown {
+            result.insert("msg".into(), Value::from(headline.clone()));
+        }
         let ignored = !unreachable && self.ignore_errors(state);
         let status = if unreachable {
             Status::Unreachable

@@ -6,6 +6,7 @@ mod host_task;
 mod include;
 mod include_role;
 mod vars;
+mod vars_files;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -97,6 +98,8 @@ pub struct HostState {
     pub registered: Map<String, Value>,
     /// Variables from `include_vars`, below `set_fact` in precedence.
     pub included_vars: Map<String, Value>,
+    /// The play's `vars_files`, as read for this host (their names may use its variables).
+    pub vars_files: Map<String, Value>,
     pub connection: Option<(connect::ConnectionKey, Arc<Connection>)>,
     pub failed: bool,
     pub unreachable: bool,
@@ -117,6 +120,7 @@ impl HostState {
             facts: Map::new(),
             registered: Map::new(),
             included_vars: Map::new(),
+            vars_files: Map::new(),
             connection: None,
             failed: false,
             unreachable: false,
@@ -493,7 +497,7 @@ impl<'s> Runner<'s> {
             hostvars: Value::Null,
             handlers: play.handlers.clone(),
         };
-        self.load_vars_files(play, &mut scope)?;
+        self.load_vars_files(play, &scope)?;
 
         let gathering = crate::config::current().map(|c| c.gathering).unwrap_or_default();
         let gather = play.gather_facts.unwrap_or(gathering != crate::config::Gathering::Explicit);
@@ -526,29 +530,6 @@ impl<'s> Runner<'s> {
         }
         let all_failed = hosts.iter().all(|h| self.hosts[h].failed || self.hosts[h].unreachable);
         Ok(if all_failed { PlayEnd::AllFailed } else { PlayEnd::Finished })
-    }
-
-    fn load_vars_files(&self, play: &Play, scope: &mut PlayScope) -> Result<()> {
-        for file in &play.vars_files {
-            if file.contains("{{") {
-                return Err(Error::NotSupported {
-                    what: format!("{}: a templated vars_files name ({file})", play.mark.location()),
-                });
-            }
-            let path = self.shared.playbook_dir.join(file);
-            let node = crate::yaml::load_file(&path)?;
-            match node.to_value() {
-                Value::Object(vars) => scope.vars.extend(vars),
-                Value::Null => {}
-                _ => {
-                    return Err(Error::invalid(
-                        &node.mark,
-                        "a vars_files file must hold a mapping",
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 
     fn any_active(&self, scope: &PlayScope) -> bool {

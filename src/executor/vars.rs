@@ -47,6 +47,7 @@ pub fn assemble(
     vars.extend(host_inventory_vars(shared, &host.name));
     vars.extend(fact_vars(&host.facts));
     vars.extend(play.vars.clone());
+    vars.extend(host.vars_files.clone());
     for role in &play.roles {
         vars.extend(role.vars.clone());
     }

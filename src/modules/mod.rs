@@ -17,6 +17,7 @@ mod find;
 mod get_url;
 mod getent;
 mod hostname;
+pub mod include_vars;
 mod lineinfile;
 mod pause;
 mod replace;
@@ -62,6 +63,9 @@ impl From<Unreachable> for Failure {
 }
 
 /// A failure with just a message (and `changed: false`).
+/// A failed result key: the action gave a `message` but no `msg` (include_vars does).
+pub const UNKNOWN_ERROR: &str = "_bramble_unknown_error";
+
 pub fn fail(message: impl Into<String>) -> Failure {
     let mut result = Map::new();
     result.insert("changed".into(), Value::Bool(false));
@@ -602,6 +606,22 @@ const SPECS: &[Spec] = &[
     Spec { name: "debug", aliases: &[], params: &["msg", "var", "verbosity"] },
     Spec { name: "set_fact", aliases: &[], params: &["*"] },
     Spec {
+        name: "include_vars",
+        aliases: &[],
+        params: &[
+            "_raw_params",
+            "file",
+            "dir",
+            "name",
+            "depth",
+            "files_matching",
+            "ignore_files",
+            "extensions",
+            "ignore_unknown_extensions",
+            "hash_behaviour",
+        ],
+    },
+    Spec {
         name: "assert",
         aliases: &[],
         params: &["that", "fail_msg", "msg", "success_msg", "quiet"],
@@ -748,6 +768,9 @@ pub const NAMES: &[&str] = &[
     "docker_container",
     "import_tasks",
     "include_tasks",
+    "import_role",
+    "include_role",
+    "include_vars",
 ];
 
 /// Options that `command`/`shell` accept inside their free-form text.
@@ -780,7 +803,7 @@ pub fn canonical(name: &str) -> Option<&'static str> {
 
 /// Modules whose free-form text is the command to run.
 pub fn takes_free_form(module: &str) -> bool {
-    matches!(module, "command" | "shell" | "raw" | "meta" | "script")
+    matches!(module, "command" | "shell" | "raw" | "meta" | "script" | "include_vars")
 }
 
 /// Rejects parameters the module does not have, before anything runs.
@@ -841,6 +864,7 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         "wait_for_connection" => wait_for_connection::run(call).await,
         "debug" => control::debug(call),
         "set_fact" => control::set_fact(call),
+        "include_vars" => include_vars::run(call),
         "assert" => control::assert(call),
         "fail" => control::fail_module(call),
         "ping" => control::ping(call),

@@ -29,7 +29,7 @@ pub struct Play {
     pub hosts: String,
     pub mark: Mark,
     pub vars: Map<String, Value>,
-    pub vars_files: Vec<String>,
+    pub vars_files: Vec<VarsFile>,
     /// `gather_facts:` as written; unset follows the `gathering` setting.
     pub gather_facts: Option<bool>,
     pub keywords: Map<String, Value>,
@@ -41,6 +41,39 @@ pub struct Play {
     pub tasks: Vec<Task>,
     pub post_tasks: Vec<Task>,
     pub handlers: Vec<Task>,
+}
+
+/// One `vars_files` entry: a file name, or alternatives of which the first found is read.
+#[derive(Clone, Debug)]
+pub struct VarsFile {
+    pub alternatives: Vec<String>,
+    pub mark: Mark,
+}
+
+impl VarsFile {
+    fn list(node: &Node) -> Result<Vec<VarsFile>> {
+        let entries: Vec<&Node> = match &node.kind {
+            yaml::Kind::Seq(items) => items.iter().collect(),
+            _ if node.is_null() => Vec::new(),
+            _ => vec![node],
+        };
+        entries
+            .into_iter()
+            .map(|entry| {
+                let alternatives = match &entry.kind {
+                    yaml::Kind::Seq(_) => string_list(entry, "a vars_files entry")?,
+                    yaml::Kind::Scalar(Value::String(name)) => vec![name.clone()],
+                    _ => {
+                        return Err(Error::invalid(
+                            &entry.mark,
+                            "a vars_files entry is a file name or a list of alternatives",
+                        ));
+                    }
+                };
+                Ok(VarsFile { alternatives, mark: entry.mark.clone() })
+            })
+            .collect()
+    }
 }
 
 const PLAY_KEYWORDS: &[&str] = &[
@@ -164,7 +197,7 @@ impl Play {
         let vars = mapping_or_empty(node.get("vars"), "vars")?;
         let vars_files = match node.get("vars_files") {
             None => Vec::new(),
-            Some(files) => string_list(files, "vars_files")?,
+            Some(files) => VarsFile::list(files)?,
         };
         let gather_facts = match node.get("gather_facts").map(Node::to_value) {
             None => None,
