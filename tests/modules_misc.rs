@@ -57,6 +57,11 @@ const PLAYBOOK: &str = r####"
       register: assembled
     - assemble: { src: "{{ dir }}/frags", dest: "{{ dir }}/filtered", regexp: "^1", ignore_hidden: true, backup: true }
       register: filtered
+    - assemble: { src: "{{ dir }}/frags", dest: "{{ dir }}/filtered", backup: true }
+      check_mode: true
+      register: check_backup
+    - find: { paths: "{{ dir }}", patterns: "filtered.*" }
+      register: backups
     - assemble: { src: "{{ dir }}/nope", dest: "{{ dir }}/x" }
       register: assemble_missing
       ignore_errors: true
@@ -68,6 +73,8 @@ const PLAYBOOK: &str = r####"
         msg:
           - "assemble|{{ assembled.changed }}|{{ assembled.checksum }}|{{ assembled.md5sum }}|{{ assembled.msg }}|{{ assembled_text.content | b64decode }}"
           - "assemble filtered|{{ filtered.changed }}|{{ filtered.checksum }}|{{ 'backup_file' in filtered }}"
+          - "assemble check backup|{{ check_backup.changed }}|{{ 'backup_file' in check_backup }}|{{ check_backup.backup_file | default('') | dirname }}"
+          - "assemble backups|{{ backups.matched }}"
           - "assemble missing|{{ assemble_missing.msg }}"
           - "assemble local|{{ assembled_local.changed }}|{{ assembled_local.checksum }}"
           - "slurp|{{ slurped.content | b64decode }}|{{ slurped.encoding }}|{{ slurped.source }}|{{ slurped.changed }}"

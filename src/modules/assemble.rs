@@ -174,14 +174,17 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     let mut changed = false;
     if checksum != dest_hash {
         changed = true;
-        if !call.check_mode {
-            if backup && !dest_hash.is_empty() {
-                let stamp = chrono::Local::now().format("%Y-%m-%d@%H:%M:%S~");
-                let name = format!("{dest}.{}.{stamp}", std::process::id());
+        // As in Ansible, check mode names the backup it would make without making it.
+        if backup && !dest_hash.is_empty() {
+            let stamp = chrono::Local::now().format("%Y-%m-%d@%H:%M:%S~");
+            let name = format!("{dest}.{}.{stamp}", std::process::id());
+            if !call.check_mode {
                 let copy = format!("cp -p -- {} {}", quote(&dest), quote(&name));
                 call.remote.check(&copy, "backup").await?;
-                outcome.insert("backup_file".into(), Value::from(name));
             }
+            outcome.insert("backup_file".into(), Value::from(name));
+        }
+        if !call.check_mode {
             files::write_atomic(
                 call.remote,
                 &dest,

@@ -1,6 +1,7 @@
 //! Task modules: each turns its arguments and what it finds on the host into shell commands,
 //! following Validate → Query → Modify, and stops after Query in check mode.
 
+mod apt;
 mod args;
 mod assemble;
 mod authorized_key;
@@ -8,6 +9,7 @@ mod blockinfile;
 mod command;
 mod control;
 mod copy;
+mod cron;
 mod docker;
 mod edit;
 mod fetch;
@@ -19,6 +21,8 @@ mod getent;
 mod hostname;
 pub mod include_vars;
 mod lineinfile;
+mod package;
+mod package_facts;
 mod pause;
 mod replace;
 mod script;
@@ -162,7 +166,111 @@ pub struct Spec {
     pub params: &'static [&'static str],
 }
 
+const APT_PARAMS: &[&str] = &[
+    "name",
+    "package",
+    "pkg",
+    "state",
+    "update_cache",
+    "update-cache",
+    "update_cache_retries",
+    "update_cache_retry_max_delay",
+    "cache_valid_time",
+    "purge",
+    "deb",
+    "default_release",
+    "default-release",
+    "install_recommends",
+    "install-recommends",
+    "force",
+    "upgrade",
+    "dpkg_options",
+    "autoremove",
+    "autoclean",
+    "fail_on_autoremove",
+    "policy_rc_d",
+    "only_upgrade",
+    "force_apt_get",
+    "clean",
+    "allow_unauthenticated",
+    "allow-unauthenticated",
+    "allow_downgrade",
+    "allow-downgrade",
+    "allow_downgrades",
+    "allow-downgrades",
+    "allow_change_held_packages",
+    "lock_timeout",
+    "auto_install_module_deps",
+];
+
+/// `package` hands everything but `use` to the package manager's module.
+const PACKAGE_PARAMS: &[&str] = &[
+    "use",
+    "name",
+    "package",
+    "pkg",
+    "state",
+    "update_cache",
+    "update-cache",
+    "update_cache_retries",
+    "update_cache_retry_max_delay",
+    "cache_valid_time",
+    "purge",
+    "deb",
+    "default_release",
+    "default-release",
+    "install_recommends",
+    "install-recommends",
+    "force",
+    "upgrade",
+    "dpkg_options",
+    "autoremove",
+    "autoclean",
+    "fail_on_autoremove",
+    "policy_rc_d",
+    "only_upgrade",
+    "force_apt_get",
+    "clean",
+    "allow_unauthenticated",
+    "allow-unauthenticated",
+    "allow_downgrade",
+    "allow-downgrade",
+    "allow_downgrades",
+    "allow-downgrades",
+    "allow_change_held_packages",
+    "lock_timeout",
+    "auto_install_module_deps",
+];
+
 const SPECS: &[Spec] = &[
+    Spec { name: "apt", aliases: &[], params: APT_PARAMS },
+    Spec { name: "package", aliases: &[], params: PACKAGE_PARAMS },
+    Spec { name: "package_facts", aliases: &[], params: &["manager", "strategy"] },
+    Spec {
+        name: "cron",
+        aliases: &[],
+        params: &[
+            "name",
+            "user",
+            "job",
+            "value",
+            "cron_file",
+            "state",
+            "backup",
+            "minute",
+            "hour",
+            "day",
+            "dom",
+            "month",
+            "weekday",
+            "dow",
+            "special_time",
+            "disabled",
+            "env",
+            "insertafter",
+            "insertbefore",
+        ],
+    },
     Spec {
         name: "command",
         aliases: &[],
@@ -725,6 +833,10 @@ pub const NAMES: &[&str] = &[
     "command",
     "shell",
     "raw",
+    "apt",
+    "package",
+    "package_facts",
+    "cron",
     "copy",
     "template",
     "file",
@@ -835,6 +947,10 @@ pub fn check_parameters(module: &str, args: &Map<String, Value>) -> Result<(), S
 pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
     match module {
         "command" | "shell" | "raw" => command::run(module, call).await,
+        "apt" => apt::run(call).await,
+        "package" => package::run(call).await,
+        "package_facts" => package_facts::run(call).await,
+        "cron" => cron::run(call).await,
         "copy" => copy::run_copy(call).await,
         "template" => copy::run_template(call).await,
         "file" => file::run(call).await,
