@@ -216,6 +216,7 @@ async fn build_rootfs(
     write_file(&root, "etc/initramfs-tools/conf.d/bramble", INITRAMFS_CONF, 0o644)?;
     write_file(&root, "etc/initramfs-tools/modules.d/bramble.conf", INITRAMFS_MODULES, 0o644)?;
     write_file(&root, "etc/initramfs/post-update.d/bramble-firmware", FIRMWARE_HOOK, 0o755)?;
+    trim_package_lists(&root)?;
     steps.start("debootstrap, second stage");
     host::run(
         "debootstrap (second stage, under qemu-user)",
@@ -245,6 +246,41 @@ async fn build_rootfs(
     rename(&partial, tarball)?;
     steps.done();
     cleanup.finish().map_err(|e| Error::image("debootstrap", e))
+}
+
+/// Cuts the mirror's package lists in the target down to the packages the first stage
+/// downloaded. The second stage scans those lists with perl once per dependency pass; under
+/// qemu-user each scan of a whole suite takes minutes, of the few hundred stanzas, moments.
+/// The first stage resolved every dependency, so the result is the same.
+fn trim_package_lists(root: &Path) -> Result<()> {
+    let debpaths = root.join("debootstrap/debpaths");
+    let listed = std::fs::read_to_string(&debpaths).map_err(|e| io("reading", &debpaths, e))?;
+    let wanted: std::collections::HashSet<&str> =
+        listed.lines().filter_map(|line| line.split_whitespace().next()).collect();
+    let lists = root.join("var/lib/apt/lists");
+    let entries = std::fs::read_dir(&lists).map_err(|e| io("reading", &lists, e))?;
+    for path in entries.flatten().map(|entry| entry.path()) {
+        if !path.to_string_lossy().ends_with("_Packages") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| io("reading", &path, e))?;
+        std::fs::write(&path, keep_stanzas(&text, &wanted))
+            .map_err(|e| io("trimming", &path, e))?;
+    }
+    Ok(())
+}
+
+/// The stanzas of a `Packages` file whose `Package:` is in `wanted`.
+fn keep_stanzas(text: &str, wanted: &std::collections::HashSet<&str>) -> String {
+    let mut kept = String::new();
+    for stanza in text.split("\n\n") {
+        let name = stanza.lines().find_map(|line| line.strip_prefix("Package: "));
+        if name.is_some_and(|name| wanted.contains(name.trim())) {
+            kept += stanza.trim_matches('\n');
+            kept += "\n\n";
+        }
+    }
+    kept
 }
 
 fn rename(from: &Path, to: &Path) -> Result<()> {
@@ -349,4 +385,19 @@ rm -f /var/lib/dbus/machine-id
 rm -rf /var/cache/apt/archives/*.deb /var/lib/apt/lists/*
 ";
     chroot_script(&chroot, "setting up the base image", script).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_lists_keep_only_the_downloaded_packages() {
+        let text = "Package: a\nDepends: b\n\nPackage: big\nVersion: 1\n\nPackage: b\nVersion: 2\n";
+        let wanted = ["a", "b"].into_iter().collect();
+        assert_eq!(
+            keep_stanzas(text, &wanted),
+            "Package: a\nDepends: b\n\nPackage: b\nVersion: 2\n\n"
+        );
+    }
 }

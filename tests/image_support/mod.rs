@@ -86,25 +86,39 @@ pub fn run(program: &str, arguments: &[&str]) -> String {
     text(&output.stdout)
 }
 
-/// Mount points and loop devices that belong to bramble's work folders.
+/// Mount points, loop devices and work folders left by bakes that have ended. Those of a
+/// bake still running (another user of the shared cache) are not leftovers.
 pub fn leftovers() -> Vec<String> {
     let cache_path = cache().to_string_lossy().into_owned();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let loops = run("losetup", &["--list", "--noheadings", "--output", "NAME,BACK-FILE"]);
     let mut found: Vec<String> = mounts
         .lines()
-        .filter(|line| line.contains(&cache_path))
+        .filter(|line| line.contains(&cache_path) && !of_a_running_bake(line))
         .map(|line| format!("mount: {line}"))
-        .chain(loops.lines().filter(|l| l.contains(&cache_path)).map(|l| format!("loop: {l}")))
+        .chain(
+            loops
+                .lines()
+                .filter(|line| line.contains(&cache_path) && !of_a_running_bake(line))
+                .map(|line| format!("loop: {line}")),
+        )
         .collect();
     if let Ok(entries) = std::fs::read_dir(cache()) {
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(".work-") {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".work-") && !of_a_running_bake(&name) {
                 found.push(format!("work folder: {}", entry.path().display()));
             }
         }
     }
     found
+}
+
+/// Whether `text` names a work folder (`.work-PID-N`) whose process is alive.
+pub fn of_a_running_bake(text: &str) -> bool {
+    let Some((_, rest)) = text.split_once(".work-") else { return false };
+    let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    !pid.is_empty() && Path::new("/proc").join(&pid).exists()
 }
 
 pub fn sha256(path: &Path) -> String {
