@@ -200,6 +200,9 @@ pub struct RunArgs {
     /// How many hosts to work on at once.
     #[arg(short = 'f', long = "forks")]
     pub forks: Option<usize>,
+    /// Seconds to wait for a host to connect or to answer keepalives before it is unreachable.
+    #[arg(short = 'T', long = "timeout")]
+    pub timeout: Option<u64>,
     /// Connect as this user.
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
@@ -263,6 +266,7 @@ impl RunArgs {
             extra_vars,
             limit: self.limit.clone(),
             forks: self.forks.or(config.forks).unwrap_or(5),
+            timeout: self.timeout.or(config.timeout).unwrap_or(10),
             user: self.user.clone().or_else(|| config.remote_user.clone()),
             private_key: self.private_key.clone().or_else(|| config.private_key_file.clone()),
             become_: self.become_ || config.become_.unwrap_or(false),
@@ -275,6 +279,7 @@ impl RunArgs {
             list_tasks: self.list_tasks,
             list_tags: self.list_tags,
             tags: self.tags.clone(),
+            stop_on_interrupt: true,
             skip_tags: self.skip_tags.clone(),
             syntax_check: self.syntax_check,
         })

@@ -86,5 +86,14 @@ pub fn wrap_become(command: &str, settings: &Become) -> Result<String, String> {
     }
 }
 
-/// How long to wait for a TCP connection and the SSH handshake.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Runs a command under coreutils' `timeout`, which kills its whole process group once
+/// `limit` has passed (one second later than the controller gives up, so the controller
+/// reports the timeout); without `timeout` on the host the command runs unlimited there.
+pub fn with_time_limit(command: &str, limit: Duration) -> String {
+    let seconds = limit.as_secs() + 1;
+    format!(
+        "if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL {seconds} /bin/sh -c {0}; \
+         else exec /bin/sh -c {0}; fi",
+        quote(command)
+    )
+}

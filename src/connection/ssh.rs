@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use russh::client::{self, Handle};
 use russh::keys::known_hosts::{check_known_hosts_path, learn_known_hosts_path};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{ChannelMsg, Disconnect};
 
-use super::{CONNECT_TIMEOUT, Output, Unreachable};
+use super::{Output, Unreachable};
 
 /// What to do with a host key that no known_hosts file lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub struct SshTarget {
     pub password: Option<String>,
     pub known_hosts: Vec<PathBuf>,
     pub policy: HostKeyPolicy,
+    /// For the TCP connection and handshake, and for a host that stops answering: after
+    /// this long without a word from it the session is given up and the host unreachable.
+    pub timeout: Duration,
 }
 
 struct Verifier {
@@ -114,13 +118,14 @@ impl SshConnection {
         let verifier = Verifier { target: target.clone(), verdict: verdict.clone() };
         let config = Arc::new(client::Config {
             inactivity_timeout: None,
-            keepalive_interval: Some(std::time::Duration::from_secs(30)),
+            keepalive_interval: Some(keepalive_interval(target.timeout)),
+            keepalive_max: KEEPALIVES_MISSED,
             nodelay: true,
             ..client::Config::default()
         });
         let address = (target.host.as_str(), target.port);
         let connecting = client::connect(config, address, verifier);
-        let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        let mut handle = match tokio::time::timeout(target.timeout, connecting).await {
             Err(_) => {
                 return Err(Unreachable(format!(
                     "ssh: connect to host {} port {}: Connection timed out",
@@ -137,7 +142,29 @@ impl SshConnection {
         Ok(SshConnection { handle })
     }
 
+    /// Runs one command on its own channel. A session that ends meanwhile (the host went
+    /// away, or stopped answering keepalives) ends the command too, even where russh would
+    /// keep waiting for room to send its input.
     pub async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, Unreachable> {
+        tokio::select! {
+            output = self.exec_on_channel(command, stdin) => output,
+            () = self.session_gone() => Err(Unreachable(
+                "ssh session broke: the host stopped answering or closed the connection".into(),
+            )),
+        }
+    }
+
+    async fn session_gone(&self) {
+        while !self.handle.is_closed() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn exec_on_channel(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, Unreachable> {
         let broken = |error: russh::Error| Unreachable(format!("ssh session broke: {error}"));
         let mut channel = self.handle.channel_open_session().await.map_err(broken)?;
         channel.exec(true, command).await.map_err(broken)?;
@@ -171,6 +198,14 @@ impl SshConnection {
     pub async fn close(&self) {
         let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
     }
+}
+
+/// Keepalives unanswered before the session is dropped; with the interval below, a silent
+/// host is given up about one connection timeout after it went quiet.
+const KEEPALIVES_MISSED: usize = 2;
+
+fn keepalive_interval(timeout: Duration) -> Duration {
+    (timeout / (KEEPALIVES_MISSED as u32 + 1)).max(Duration::from_millis(500))
 }
 
 fn connect_error(target: &SshTarget, error: &russh::Error) -> String {

@@ -119,6 +119,13 @@ pub fn settings(
         }
     }
     let password = text(vars, "ansible_password").or_else(|| text(vars, "ansible_ssh_pass"));
+    let timeout = match text(vars, "ansible_ssh_timeout") {
+        Some(seconds) => seconds.trim().parse::<u64>().map_err(|_| {
+            format!("ansible_ssh_timeout must be a number of seconds, got {seconds}")
+        })?,
+        None => options.timeout,
+    };
+    let timeout = std::time::Duration::from_secs(if timeout == 0 { 10 } else { timeout });
     let key = ConnectionKey::Ssh { host: address.clone(), port, user: user.clone() };
     Ok(Settings {
         key,
@@ -130,6 +137,7 @@ pub fn settings(
             password,
             known_hosts,
             policy,
+            timeout,
         }),
     })
 }

@@ -2,6 +2,7 @@
 //! result means (changed_when, failed_when, ignore_errors, register, notify, facts).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -29,7 +30,11 @@ const NO_LOG_MESSAGE: &str =
     "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
 
 /// Keywords in effect: play, then enclosing blocks, then the task.
-fn effective_keywords(scope: &PlayScope, inherited: &Inherited, task: &Task) -> Map<String, Value> {
+pub(super) fn effective_keywords(
+    scope: &PlayScope,
+    inherited: &Inherited,
+    task: &Task,
+) -> Map<String, Value> {
     let mut keywords = scope.keywords.clone();
     keywords.extend(inherited.keywords.clone());
     keywords.extend(task.keywords.clone());
@@ -324,7 +329,13 @@ impl Step<'_> {
         let connection = connection.unwrap_or_else(|| {
             Arc::new(crate::connection::Connection::Local(crate::connection::LocalConnection))
         });
-        let remote = Remote { connection, become_settings, environment };
+        let time_limit = match self.time_limit(&context) {
+            Ok(limit) => limit,
+            Err(message) => {
+                return self.finish_failure(state, modules::fail(message), report, item);
+            }
+        };
+        let remote = Remote { connection, become_settings, environment, time_limit };
         let check_mode = match self.keywords.get("check_mode").and_then(modules::args_to_bool) {
             Some(forced) => forced,
             None => self.shared.options.check,
@@ -346,12 +357,32 @@ impl Step<'_> {
             search_paths: &search_paths,
         };
 
-        let mut outcome = modules::run(self.module, &mut call).await;
-        if let Some(until) = self.task.keywords.get("until") {
-            let host = state.name.clone();
-            outcome = self.retry(&host, until, outcome, &mut call, &context, report).await;
-        }
+        let host = state.name.clone();
+        let running = async {
+            let mut outcome = modules::run(self.module, &mut call).await;
+            if let Some(until) = self.task.keywords.get("until") {
+                outcome = self.retry(&host, until, outcome, &mut call, &context, report).await;
+            }
+            outcome
+        };
+        let outcome = match time_limit {
+            None => running.await,
+            Some(limit) => {
+                tokio::time::timeout(limit, running).await.unwrap_or_else(|_| Err(timed_out(limit)))
+            }
+        };
         self.interpret(state, outcome, &context, report, item)
+    }
+
+    /// The task's `timeout:` in seconds; none or 0 means no limit.
+    fn time_limit(&self, context: &Arc<Context>) -> Result<Option<Duration>, String> {
+        let Some(raw) = self.keywords.get("timeout") else { return Ok(None) };
+        let value = self.shared.templar.render_value(raw, context).map_err(|e| e.to_string())?;
+        let seconds = display_string(&value)
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("timeout expects a number of seconds, got {value}"))?;
+        Ok((seconds > 0).then(|| Duration::from_secs(seconds)))
     }
 
     /// `until:` with `retries` (default 3) and `delay` (default 5 s): the first run plus up to
@@ -431,6 +462,7 @@ impl Step<'_> {
         let connection =
             connect::open(&settings).await.map_err(|error| Failure::Unreachable(error.0))?;
         state.connection = Some((settings.key.clone(), connection.clone()));
+        self.shared.connections.lock().unwrap_or_else(|p| p.into_inner()).push(connection.clone());
         if settings.key == ConnectionKey::Local {
             tracing::debug!(host = %state.name, "using the local connection");
         }
@@ -588,6 +620,7 @@ impl Step<'_> {
         };
         let headline = match (unreachable, message.is_empty()) {
             (true, _) => message.clone(),
+            _ if result.contains_key("timedout") => message.clone(),
             (false, true) => format!("Task failed: {kind}."),
             (false, false) => format!("Task failed: {kind}: {message}"),
         };
@@ -718,6 +751,22 @@ fn loop_pause(
     Ok((seconds > 0.0).then(|| std::time::Duration::from_secs_f64(seconds)))
 }
 
+/// ansible-core's result for a task stopped by its `timeout:`.
+fn timed_out(limit: Duration) -> Failure {
+    let seconds = limit.as_secs();
+    Failure::Failed(modules::result([
+        ("changed", Value::Bool(false)),
+        ("msg", Value::from(format!("Task failed: Timed out after {seconds} second(s)."))),
+        (
+            "timedout",
+            serde_json::json!({
+                "frame": "Configure `DISPLAY_TRACEBACK` to see a traceback on timeout errors.",
+                "period": seconds
+            }),
+        ),
+    ]))
+}
+
 fn condition_value(condition: &Value) -> Value {
     condition.clone()
 }
@@ -751,6 +800,7 @@ fn connection_vars(
         "ansible_ssh_common_args",
         "ansible_ssh_extra_args",
         "ansible_host_key_checking",
+        "ansible_ssh_timeout",
     ] {
         if let Some(raw) = context.raw().get(name) {
             let value =

@@ -1,6 +1,7 @@
 //! Running plays: hosts move through tasks in lockstep (Ansible's linear strategy), up to
 //! `forks` hosts at a time, with handlers flushed after each section.
 
+mod batch;
 mod connect;
 mod host_task;
 mod include;
@@ -19,6 +20,7 @@ use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::inventory::{self, Inventory};
 use crate::output::{Display, Stats, Status};
+use crate::playbook::rollout::Strategy;
 use crate::playbook::tags::{self, TagFilter};
 use crate::playbook::{Play, Playbook, Task, TaskBody, role::RoleScope};
 use crate::template::Templar;
@@ -33,6 +35,8 @@ pub struct Options {
     pub extra_vars: Map<String, Value>,
     pub limit: Option<String>,
     pub forks: usize,
+    /// The connection timeout in seconds (`-T`); 0 means ansible-core's default, 10.
+    pub timeout: u64,
     pub user: Option<String>,
     pub private_key: Option<PathBuf>,
     pub become_: bool,
@@ -49,6 +53,9 @@ pub struct Options {
     pub tags: Vec<String>,
     /// `--skip-tags`: run no task with these tags.
     pub skip_tags: Vec<String>,
+    /// Ctrl-C ends the run as it ends ansible-playbook's (exit 99, no recap); an image
+    /// bake, which runs playbooks inside its own interrupt handling, leaves this off.
+    pub stop_on_interrupt: bool,
 }
 
 /// ansible-playbook's exit codes.
@@ -61,6 +68,8 @@ pub mod exit {
     pub const OPTIONS_ERROR: i32 = 5;
     /// Stopped by Ctrl-C or SIGTERM, as a shell reports SIGINT.
     pub const INTERRUPTED: i32 = 130;
+    /// ansible-playbook's code for a run stopped by Ctrl-C.
+    pub const USER_INTERRUPTED: i32 = 99;
 }
 
 /// Variables keyed by group or host name.
@@ -77,18 +86,25 @@ pub struct Shared {
     pub playbook_host_vars: VarsByName,
     pub groups: Value,
     pub tag_filter: TagFilter,
+    /// Every connection opened, to close them all at the end or on Ctrl-C.
+    pub connections: OpenConnections,
 }
 
 /// What a play's tasks see of the play.
+#[derive(Clone)]
 pub struct PlayScope {
     pub name: String,
     pub vars: Map<String, Value>,
     pub keywords: Map<String, Value>,
     pub roles: Vec<Arc<RoleScope>>,
+    /// The hosts of the batch being run (all the play's hosts without `serial`).
     pub all_hosts: Vec<String>,
+    /// Every host of the play, across batches (`ansible_play_hosts_all`).
+    pub play_hosts_all: Vec<String>,
     pub active_hosts: Vec<String>,
     pub hostvars: Value,
     pub handlers: Vec<Task>,
+    pub rollout: crate::playbook::Rollout,
 }
 
 /// One host's progress through the run.
@@ -196,27 +212,16 @@ pub async fn run(options: Options) -> Result<i32> {
         playbook_host_vars,
         inventory,
         options,
+        connections: OpenConnections::default(),
     };
-    let mut runner = Runner { shared: &shared, hosts: BTreeMap::new(), stats: BTreeMap::new() };
-    for (playbook, path) in playbooks.iter().zip(&shared.options.playbooks) {
-        if shared.options.list_hosts || shared.options.list_tasks || shared.options.list_tags {
-            runner.list(playbook, path)?;
-            continue;
-        }
-        for play in &playbook.plays {
-            // A play whose every host failed ends its playbook, as in ansible-core.
-            if runner.run_play(play).await? == PlayEnd::AllFailed {
-                break;
-            }
-        }
+    if shared.options.stop_on_interrupt {
+        watch_interrupts(shared.connections.clone());
     }
+    let mut runner = Runner::new(&shared);
+    runner.run_playbooks(&playbooks).await?;
+    close_connections(&shared.connections).await;
     if shared.options.list_hosts || shared.options.list_tasks || shared.options.list_tags {
         return Ok(exit::OK);
-    }
-    for (_, host) in runner.hosts.iter() {
-        if let Some((_, connection)) = &host.connection {
-            connection.close().await;
-        }
     }
     // A host that no task ever reported on has no recap line.
     runner.stats.retain(|_, s| {
@@ -225,13 +230,54 @@ pub async fn run(options: Options) -> Result<i32> {
     shared.display.recap(&runner.stats);
     let unreachable = runner.stats.values().any(|s| s.unreachable > 0);
     let failed = runner.stats.values().any(|s| s.failed > 0);
-    Ok(if unreachable {
+    Ok(if runner.stopped_by_failures {
+        exit::HOST_FAILED
+    } else if unreachable {
         exit::HOST_UNREACHABLE
     } else if failed {
         exit::HOST_FAILED
     } else {
         exit::OK
     })
+}
+
+/// Every connection opened by a run.
+type OpenConnections = Arc<std::sync::Mutex<Vec<Arc<Connection>>>>;
+
+/// Ctrl-C ends the run as it ends ansible-playbook's: connections closed, no recap, exit 99.
+/// The watch has a thread of its own, so that it answers even while every worker of the
+/// run's runtime is busy hashing or templating.
+fn watch_interrupts(connections: OpenConnections) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    std::thread::spawn(move || {
+        let Ok(watcher) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        if watcher.block_on(tokio::signal::ctrl_c()).is_err() {
+            return;
+        }
+        let (closed, wait) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            close_connections(&connections).await;
+            let _ = closed.send(());
+        });
+        // Exiting closes the sockets anyway; the goodbye is a courtesy worth a moment only.
+        let _ = wait.recv_timeout(std::time::Duration::from_millis(1500));
+        crate::output::clear_progress();
+        eprintln!("[ERROR]: User interrupted execution");
+        std::process::exit(exit::USER_INTERRUPTED);
+    });
+}
+
+/// Says goodbye to every host connected to, all at once; a host that no longer answers
+/// gets a second, not more.
+async fn close_connections(connections: &OpenConnections) {
+    let open: Vec<Arc<Connection>> =
+        std::mem::take(&mut *connections.lock().unwrap_or_else(|p| p.into_inner()));
+    let closing = open.iter().map(|connection| {
+        tokio::time::timeout(std::time::Duration::from_secs(1), connection.close())
+    });
+    futures::future::join_all(closing).await;
 }
 
 /// `localhost` exists implicitly (connection local) when a play names it and the inventory does not.
@@ -370,6 +416,17 @@ fn handler_names(handler: &Task) -> Vec<String> {
     names
 }
 
+/// A keyword's truth (`any_errors_fatal: yes`).
+fn flag(keywords: &Map<String, Value>, name: &str) -> bool {
+    keywords.get(name).and_then(crate::modules::args_to_bool).unwrap_or(false)
+}
+
+/// `throttle:` as a host count; 0 means no limit.
+fn throttle(value: &Value) -> Option<usize> {
+    let limit = crate::playbook::display_string(value).trim().parse::<usize>().ok()?;
+    (limit > 0).then_some(limit)
+}
+
 pub fn string_list(value: &Value) -> Vec<String> {
     match value {
         Value::Array(items) => items.iter().map(crate::playbook::display_string).collect(),
@@ -385,6 +442,9 @@ pub struct Inherited {
     pub tags: BTreeSet<String>,
     pub vars: Vec<Map<String, Value>>,
     pub keywords: Map<String, Value>,
+    /// Hosts inside a block with a `rescue:`: their failures do not count against
+    /// `max_fail_percentage` until the rescue has had its say.
+    pub rescuable: Vec<String>,
 }
 
 /// How a play ended, for the playbook loop.
@@ -398,9 +458,42 @@ struct Runner<'s> {
     shared: &'s Shared,
     hosts: BTreeMap<String, HostState>,
     stats: BTreeMap<String, Stats>,
+    /// Set when `max_fail_percentage` stopped a batch: ansible-playbook then exits 2.
+    stopped_by_failures: bool,
+    progress: crate::output::Progress,
+    /// Under `strategy: free`, what each host's own runner sees of the other hosts.
+    others: Map<String, Value>,
 }
 
 impl<'s> Runner<'s> {
+    fn new(shared: &'s Shared) -> Runner<'s> {
+        Runner {
+            shared,
+            hosts: BTreeMap::new(),
+            stats: BTreeMap::new(),
+            stopped_by_failures: false,
+            progress: crate::output::Progress::new(),
+            others: Map::new(),
+        }
+    }
+
+    async fn run_playbooks(&mut self, playbooks: &[Playbook]) -> Result<()> {
+        let options = &self.shared.options;
+        for (playbook, path) in playbooks.iter().zip(&options.playbooks) {
+            if options.list_hosts || options.list_tasks || options.list_tags {
+                self.list(playbook, path)?;
+                continue;
+            }
+            for play in &playbook.plays {
+                // A play whose every host failed ends its playbook, as in ansible-core.
+                if self.run_play(play).await? == PlayEnd::AllFailed {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn play_hosts(&self, play: &Play) -> Result<Vec<String>> {
         let inventory = &self.shared.inventory;
         let mut hosts = inventory::select(inventory, &play.hosts)?;
@@ -468,11 +561,12 @@ impl<'s> Runner<'s> {
         Ok(())
     }
 
+    /// Runs a play batch by batch (`serial`), each batch as ansible-core runs a whole play:
+    /// its banner, facts, sections and handlers.
     async fn run_play(&mut self, play: &Play) -> Result<PlayEnd> {
         let display = &self.shared.display;
         let title = play.name.clone().unwrap_or_else(|| play.hosts.clone());
-        display.banner(&format!("PLAY [{title}]"));
-        let all_hosts = self.play_hosts(play)?;
+        let all_hosts = batch::ordered(self.play_hosts(play)?, play.rollout.order);
         for host in &all_hosts {
             let state = self.hosts.entry(host.clone()).or_insert_with(|| HostState::new(host));
             state.ended = false;
@@ -484,26 +578,94 @@ impl<'s> Runner<'s> {
         let hosts: Vec<String> =
             all_hosts.iter().filter(|h| self.hosts[*h].active()).cloned().collect();
         if hosts.is_empty() {
+            display.banner(&format!("PLAY [{title}]"));
             display.print("skipping: no hosts matched");
             return Ok(PlayEnd::Finished);
         }
-        let mut scope = PlayScope {
-            name: title,
-            vars: play.vars.clone(),
-            keywords: play.keywords.clone(),
-            roles: play.roles.clone(),
-            all_hosts: all_hosts.clone(),
-            active_hosts: hosts.clone(),
-            hostvars: Value::Null,
-            handlers: play.handlers.clone(),
-        };
-        self.load_vars_files(play, &scope)?;
+        let batches = batch::batches(&hosts, &play.rollout.serial);
+        let count = batches.len();
+        for (index, batch) in batches.into_iter().enumerate() {
+            display.banner(&format!("PLAY [{title}]"));
+            self.progress.start_batch(index + 1, count, batch.len());
+            let mut scope = PlayScope {
+                name: title.clone(),
+                vars: play.vars.clone(),
+                keywords: play.keywords.clone(),
+                roles: play.roles.clone(),
+                all_hosts: batch.clone(),
+                play_hosts_all: all_hosts.clone(),
+                active_hosts: batch.clone(),
+                hostvars: Value::Null,
+                handlers: play.handlers.clone(),
+                rollout: play.rollout.clone(),
+            };
+            self.load_vars_files(play, &scope)?;
+            self.run_batch(play, &mut scope).await;
+            let outcomes = batch
+                .iter()
+                .map(|h| (h.as_str(), self.hosts[h].failed || self.hosts[h].unreachable));
+            self.progress.finish_batch(outcomes);
+            // A batch whose every host failed ends the playbook, as in ansible-core; so does
+            // a batch stopped by any_errors_fatal or max_fail_percentage (all its hosts fail).
+            if batch.iter().all(|h| self.hosts[h].failed || self.hosts[h].unreachable) {
+                return Ok(PlayEnd::AllFailed);
+            }
+        }
+        Ok(PlayEnd::Finished)
+    }
 
+    async fn run_batch(&mut self, play: &Play, scope: &mut PlayScope) {
+        match play.rollout.strategy {
+            Strategy::Linear => self.run_sections(play, scope).await,
+            Strategy::Free => self.run_free(play, scope).await,
+        }
+    }
+
+    /// `strategy: free`: each host of the batch runs the play on its own, up to `forks` at
+    /// a time, none waiting for another between tasks.
+    async fn run_free(&mut self, play: &Play, scope: &mut PlayScope) {
+        if scope.rollout.max_fail_percentage.is_some() {
+            self.shared.display.warning(
+                "Using max_fail_percentage with the free strategy is not supported, as tasks \
+                 are executed independently on each host",
+            );
+        }
+        self.refresh_scope(scope);
+        let Value::Object(others) = scope.hostvars.clone() else { return };
+        let mut runners = Vec::new();
+        for host in &scope.all_hosts {
+            let Some(state) = self.hosts.remove(host) else { continue };
+            let mut runner = Runner::new(self.shared);
+            runner.others = others.clone();
+            runner.hosts.insert(host.clone(), state);
+            runner.stats.insert(host.clone(), self.stats.remove(host).unwrap_or_default());
+            let mut own = scope.clone();
+            own.all_hosts = vec![host.clone()];
+            own.rollout.max_fail_percentage = None;
+            runners.push((runner, own));
+        }
+        let forks = self.shared.options.forks.max(1);
+        let finished: Vec<Runner> =
+            futures::stream::iter(runners.into_iter().map(|(mut runner, mut own)| async move {
+                runner.run_sections(play, &mut own).await;
+                runner
+            }))
+            .buffer_unordered(forks)
+            .collect()
+            .await;
+        for mut runner in finished {
+            self.hosts.append(&mut runner.hosts);
+            self.stats.append(&mut runner.stats);
+        }
+    }
+
+    /// The linear strategy over the batch: facts, then each section and its handlers.
+    async fn run_sections(&mut self, play: &Play, scope: &mut PlayScope) {
         let gathering = crate::config::current().map(|c| c.gathering).unwrap_or_default();
         let gather = play.gather_facts.unwrap_or(gathering != crate::config::Gathering::Explicit);
         // `smart` gathers only hosts whose facts are not known yet.
         let ungathered: Vec<String> =
-            hosts.iter().filter(|h| self.hosts[*h].facts.is_empty()).cloned().collect();
+            scope.all_hosts.iter().filter(|h| self.hosts[*h].facts.is_empty()).cloned().collect();
         let only = (gathering == crate::config::Gathering::Smart).then_some(ungathered);
         if gather && only.as_ref().is_none_or(|hosts| !hosts.is_empty()) {
             let setup = Task {
@@ -514,22 +676,19 @@ impl<'s> Runner<'s> {
                 role: None,
             };
             let only = only.as_deref();
-            self.run_list(std::slice::from_ref(&setup), &mut scope, &Inherited::default(), only)
-                .await;
+            self.run_list(std::slice::from_ref(&setup), scope, &Inherited::default(), only).await;
         }
         let inherited = Inherited { tags: play_tags(play), ..Inherited::default() };
         for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
-            self.run_list(section, &mut scope, &inherited, None).await;
+            self.run_list(section, scope, &inherited, None).await;
             // The implicit flush is a task tagged `always`: `--skip-tags always` skips it.
             if self.shared.tag_filter.selects(&BTreeSet::from(["always".to_string()])) {
-                self.flush_handlers(&mut scope).await;
+                self.flush_handlers(scope).await;
             }
-            if !self.any_active(&scope) {
+            if !self.any_active(scope) {
                 break;
             }
         }
-        let all_failed = hosts.iter().all(|h| self.hosts[h].failed || self.hosts[h].unreachable);
-        Ok(if all_failed { PlayEnd::AllFailed } else { PlayEnd::Finished })
     }
 
     fn any_active(&self, scope: &PlayScope) -> bool {
@@ -539,7 +698,7 @@ impl<'s> Runner<'s> {
     fn refresh_scope(&self, scope: &mut PlayScope) {
         scope.active_hosts =
             scope.all_hosts.iter().filter(|h| self.hosts[*h].active()).cloned().collect();
-        let mut hostvars = Map::new();
+        let mut hostvars = self.others.clone();
         for (name, host) in &self.hosts {
             let mut vars = vars::host_inventory_vars(self.shared, name);
             for (fact, value) in &host.facts {
@@ -664,7 +823,11 @@ impl<'s> Runner<'s> {
         inherited: &Inherited,
         hosts: &[String],
     ) {
-        self.run_list(block, scope, inherited, Some(hosts)).await;
+        let mut inside = inherited.clone();
+        if !rescue.is_empty() {
+            inside.rescuable.extend(hosts.iter().cloned());
+        }
+        self.run_list(block, scope, &inside, Some(hosts)).await;
         let failed: Vec<String> = hosts
             .iter()
             .filter(|h| self.hosts[*h].failed && !self.hosts[*h].unreachable)
@@ -674,9 +837,12 @@ impl<'s> Runner<'s> {
             for host in &failed {
                 let state = self.hosts.get_mut(host).expect("host state exists");
                 state.failed = false;
+                // A host failed by another's any_errors_fatal has no failure to rescue.
                 let stats = self.stats.entry(host.clone()).or_default();
-                stats.failed = stats.failed.saturating_sub(1);
-                stats.rescued += 1;
+                if stats.failed > 0 {
+                    stats.failed -= 1;
+                    stats.rescued += 1;
+                }
             }
             self.run_list(rescue, scope, inherited, Some(&failed)).await;
         }
@@ -708,7 +874,12 @@ impl<'s> Runner<'s> {
         self.refresh_scope(scope);
         let shared = self.shared;
         let scope_ref: &PlayScope = scope;
-        let forks = shared.options.forks.max(1);
+        let keywords = host_task::effective_keywords(scope, inherited, task);
+        let forks = match keywords.get("throttle").and_then(throttle) {
+            Some(limit) => shared.options.forks.min(limit),
+            None => shared.options.forks,
+        }
+        .max(1);
         let mut states: Vec<HostState> =
             hosts.iter().filter_map(|h| self.hosts.remove(h)).collect();
         let reports: Vec<(HostState, Report)> = {
@@ -721,12 +892,54 @@ impl<'s> Runner<'s> {
             });
             futures::stream::iter(futures).buffer_unordered(forks).collect().await
         };
+        let mut any_failed = false;
         for (state, report) in reports {
             let stats = self.stats.entry(state.name.clone()).or_default();
             for status in &report.statuses {
                 stats.count(*status, report.changed);
+                any_failed |= matches!(status, Status::Failed | Status::Unreachable);
             }
+            self.progress.task_done(&state.name, !state.active() && !state.ended);
             self.hosts.insert(state.name.clone(), state);
+        }
+        let fatal = flag(&keywords, "any_errors_fatal") && !flag(&keywords, "ignore_errors");
+        if fatal && any_failed {
+            self.fail_batch(scope);
+        }
+        self.check_max_fail_percentage(scope, inherited, hosts.len());
+    }
+
+    /// Marks every host of the batch still going as failed, without counting a failure in
+    /// its recap, as ansible-core does for `any_errors_fatal` and `max_fail_percentage`.
+    fn fail_batch(&mut self, scope: &PlayScope) {
+        for host in &scope.all_hosts {
+            if let Some(state) = self.hosts.get_mut(host)
+                && !state.unreachable
+            {
+                state.failed = true;
+            }
+        }
+    }
+
+    /// After each task: more than `max_fail_percentage` of the batch failed (unreachable
+    /// hosts do not count, as in ansible-core) stops the batch and the playbook.
+    fn check_max_fail_percentage(&mut self, scope: &PlayScope, inherited: &Inherited, ran: usize) {
+        let Some(percentage) = scope.rollout.max_fail_percentage else { return };
+        if ran == 0 || self.stopped_by_failures {
+            return;
+        }
+        let failed = scope
+            .all_hosts
+            .iter()
+            .filter(|h| !inherited.rescuable.contains(h))
+            .filter(|h| self.hosts.get(*h).is_some_and(|s| s.failed && !s.unreachable))
+            .count();
+        if batch::too_many_failed(failed, scope.all_hosts.len(), percentage) {
+            self.fail_batch(scope);
+            self.stopped_by_failures = true;
+            // ansible-core says so twice: once for the rule, once for the empty batch.
+            self.shared.display.banner("NO MORE HOSTS LEFT");
+            self.shared.display.banner("NO MORE HOSTS LEFT");
         }
     }
 

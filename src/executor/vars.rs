@@ -154,7 +154,7 @@ fn magic(
     );
     vars.insert("ansible_play_hosts".into(), Value::from(play.active_hosts.clone()));
     vars.insert("ansible_play_batch".into(), Value::from(play.active_hosts.clone()));
-    vars.insert("ansible_play_hosts_all".into(), Value::from(play.all_hosts.clone()));
+    vars.insert("ansible_play_hosts_all".into(), Value::from(play.play_hosts_all.clone()));
     vars.insert("play_hosts".into(), Value::from(play.active_hosts.clone()));
     vars.insert("ansible_play_name".into(), Value::from(play.name.clone()));
     vars.insert("ansible_check_mode".into(), Value::Bool(shared.options.check));

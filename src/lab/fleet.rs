@@ -365,6 +365,7 @@ async fn wait_for_ssh(
         password: None,
         known_hosts: vec![known_hosts.to_path_buf()],
         policy: HostKeyPolicy::Strict,
+        timeout: Duration::from_secs(10),
     };
     let dir = fleet_dir().join(&member.name);
     let deadline = tokio::time::Instant::now() + timeout;

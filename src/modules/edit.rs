@@ -304,7 +304,8 @@ fn backup_name(path: &str) -> String {
 }
 
 async fn write(call: &Call<'_>, script: &str, content: &[u8], path: &str) -> Result<(), Failure> {
-    let output = call.remote.run_with_input(script, Some(content)).await?;
+    let sized = format!("bramble_size={}; {script}", content.len());
+    let output = call.remote.run_with_input(&sized, Some(content)).await?;
     match output.rc {
         0 => Ok(()),
         97 => {

@@ -260,6 +260,11 @@ pub async fn apply_attributes(
     }))
 }
 
+/// With `bramble_size` set to the content's length, a shorter temp file (the connection broke
+/// while the content streamed in, so cat saw an early end) is thrown away, not installed.
+const INCOMPLETE: &str = "[ -z \"${bramble_size-}\" ] || [ \"$(wc -c < \"$tmp\")\" -eq \"$bramble_size\" ] || \
+     { echo 'the content arrived incomplete' >&2; exit 98; }; ";
+
 /// A script that writes stdin to `dest` through a temporary file in the same directory and
 /// renames it into place, so a reader never sees a torn file.
 pub fn atomic_write_command(
@@ -277,7 +282,7 @@ pub fn atomic_write_command(
     };
     let missing = quote(&format!("Destination directory {directory} does not exist"));
     let mut script = format!(
-        "set -e; [ -d {dir} ] || {{ echo {missing} >&2; exit 96; }}; tmp=$(mktemp {}/.bramble-XXXXXXXX); trap 'rm -f -- \"$tmp\"' EXIT; cat > \"$tmp\"; ",
+        "set -e; [ -d {dir} ] || {{ echo {missing} >&2; exit 96; }}; tmp=$(mktemp {}/.bramble-XXXXXXXX); trap 'rm -f -- \"$tmp\"' EXIT; trap 'exit 1' HUP INT TERM PIPE; cat > \"$tmp\"; {INCOMPLETE}",
         quote(&directory),
         dir = quote(&directory),
     );
@@ -315,7 +320,8 @@ pub async fn write_atomic(
     validate: Option<&str>,
 ) -> Result<Option<FileState>, Failure> {
     let command = format!(
-        "{}; {}",
+        "bramble_size={}; {}; {}",
+        content.len(),
         atomic_write_command(dest, mode, owner, group, validate),
         stat_command(dest)
     );

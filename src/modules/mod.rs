@@ -83,6 +83,8 @@ pub struct Remote {
     pub become_settings: Become,
     /// The task's `environment:`, exported before every command.
     pub environment: Vec<(String, String)>,
+    /// The task's `timeout:`: each command is killed on the host when it runs longer.
+    pub time_limit: Option<std::time::Duration>,
 }
 
 impl Remote {
@@ -104,6 +106,9 @@ impl Remote {
             line.push_str(&format!("export {name}={}; ", crate::connection::quote(value)));
         }
         line.push_str(command);
+        if let Some(limit) = self.time_limit {
+            line = crate::connection::with_time_limit(&line, limit);
+        }
         let wrapped = wrap_become(&line, &self.become_settings).map_err(fail)?;
         let output = self.connection.exec(&wrapped, stdin).await?;
         if let Some(message) = become_failure(&self.become_settings, &output) {

@@ -2,6 +2,7 @@
 //! lines, and the recap.
 
 mod json;
+mod progress;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,6 +10,7 @@ use std::io::Write;
 use serde_json::{Map, Value};
 
 pub use json::python_json;
+pub use progress::{Progress, clear_progress, suspend};
 
 /// The outcome of one task on one host, as the recap counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,11 +40,13 @@ pub struct Stats {
 pub struct Display {
     pub verbosity: u8,
     pub columns: usize,
+    /// `[ERROR]` blocks already shown: ansible-core shows an identical one only once.
+    errors_shown: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Display {
     pub fn new(verbosity: u8) -> Display {
-        Display { verbosity, columns: 80 }
+        Display { verbosity, columns: 80, errors_shown: Default::default() }
     }
 
     /// `\nPLAY [name] ****…`, padded with stars to the terminal width.
@@ -52,9 +56,11 @@ impl Display {
     }
 
     pub fn print(&self, text: &str) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{text}");
-        let _ = stdout.flush();
+        suspend(|| {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{text}");
+            let _ = stdout.flush();
+        });
     }
 
     /// Ansible's `[WARNING]: …` on stderr.
@@ -162,8 +168,16 @@ impl Stats {
 impl Display {
     /// Prints everything one host reported for a task, as one uninterrupted block.
     pub fn print_report(&self, report: &crate::executor::Report) {
-        if !report.lines.is_empty() {
-            self.print(&report.lines.join("\n"));
+        let mut shown = self.errors_shown.lock().unwrap_or_else(|p| p.into_inner());
+        let lines: Vec<&str> = report
+            .lines
+            .iter()
+            .filter(|line| !line.starts_with("[ERROR]: ") || shown.insert(line.to_string()))
+            .map(String::as_str)
+            .collect();
+        drop(shown);
+        if !lines.is_empty() {
+            self.print(&lines.join("\n"));
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Loading playbooks, plays, tasks and roles from YAML into checked structures.
 
 pub mod role;
+pub mod rollout;
 pub mod tags;
 pub mod task;
 
@@ -13,6 +14,7 @@ use crate::error::{Error, Mark, Result};
 use crate::yaml::{self, Node};
 
 pub use role::{Role, RoleScope};
+pub use rollout::Rollout;
 pub use task::{Task, TaskBody};
 
 /// A whole playbook file: its plays in order.
@@ -41,6 +43,8 @@ pub struct Play {
     pub tasks: Vec<Task>,
     pub post_tasks: Vec<Task>,
     pub handlers: Vec<Task>,
+    /// `serial`, `order`, `max_fail_percentage`, `strategy`.
+    pub rollout: Rollout,
 }
 
 /// One `vars_files` entry: a file name, or alternatives of which the first found is read.
@@ -121,18 +125,8 @@ const PLAY_KEYWORDS: &[&str] = &[
 ];
 
 /// Play keywords bramble reads but does not act on yet; using one is an error, not a silent skip.
-const PLAY_KEYWORDS_UNSUPPORTED: &[&str] = &[
-    "serial",
-    "strategy",
-    "vars_prompt",
-    "module_defaults",
-    "order",
-    "throttle",
-    "debugger",
-    "any_errors_fatal",
-    "max_fail_percentage",
-    "force_handlers",
-];
+const PLAY_KEYWORDS_UNSUPPORTED: &[&str] =
+    &["vars_prompt", "module_defaults", "debugger", "force_handlers"];
 
 impl Playbook {
     pub fn load(path: &Path) -> Result<Playbook> {
@@ -224,6 +218,8 @@ impl Play {
             "diff",
             "force_handlers",
             "tags",
+            "throttle",
+            "timeout",
         ] {
             if let Some(value) = node.get(key) {
                 keywords.insert(key.to_string(), value.to_value());
@@ -270,6 +266,7 @@ impl Play {
             tasks,
             post_tasks,
             handlers,
+            rollout: Rollout::load(node)?,
         })
     }
 }

@@ -94,13 +94,11 @@ const TASK_KEYWORDS: &[&str] = &[
 const TASK_KEYWORDS_UNSUPPORTED: &[&str] = &[
     "delegate_to",
     "local_action",
-    "throttle",
     "delegate_facts",
     "debugger",
     "module_defaults",
     "run_once",
     "connection",
-    "any_errors_fatal",
 ];
 
 /// Loads a list of tasks from a `tasks:`-like section.
@@ -159,6 +157,9 @@ impl Task {
                 });
             }
             if TASK_KEYWORDS.contains(&key.as_str()) {
+                if key == "throttle" {
+                    super::rollout::check_throttle(value)?;
+                }
                 keywords.insert(key.clone(), value.to_value());
                 continue;
             }
