@@ -37,6 +37,9 @@ pub const CORE_PACKAGES: &[&str] = &[
     "dosfstools",
     "cloud-init",
     "cloud-guest-utils",
+    // debootstrap does not resolve virtual packages: cloud-init's python3-cryptography needs
+    // python3-cffi-backend-api-*, which only this package provides.
+    "python3-cffi-backend",
 ];
 
 /// Read by initramfs-tools before the kernel is installed, so that the first initramfs is
