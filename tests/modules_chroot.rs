@@ -102,7 +102,9 @@ impl World {
             "chroot {} sh -c \"dpkg-query -W -f='\\${{Package}} \\${{Version}} \\${{db:Status-Abbrev}}\\n'; \
              echo manual:; apt-mark showmanual | grep bramble; echo crontab:; \
              crontab -l 2>/dev/null | grep -v '^# [D(]'; echo cron.d:; \
-             ls -l /etc/cron.d | grep -v e2scrub; cat /etc/cron.d/bramble* 2>/dev/null; true\"",
+             ls -l /etc/cron.d | grep -v e2scrub; cat /etc/cron.d/bramble* 2>/dev/null; \
+             echo sources:; stat -c '%n %a %s' /etc/apt/sources.list* /etc/apt/sources.list.d/*; \
+             cat /etc/apt/sources.list.d/*; true\"",
             self.root(side).display()
         ))
     }
@@ -258,6 +260,28 @@ fn apt_matches_ansible_on_a_local_repository() {
     let url = format!("http://127.0.0.1:{}/bramble-hello_1.0-1_all.deb", world.port);
     step(&world, "deb from a URL", "apt", &format!("{{deb: '{url}'}}"));
     step(&world, "package", "package", "{name: bramble-tool, state: present}");
+
+    let repo = format!(
+        "deb [signed-by=/etc/apt/keyrings/bramble-tests.gpg] http://127.0.0.1:{} ./",
+        world.port
+    );
+    let named = format!("{{repo: '{repo}', filename: bramble-copy, mode: '0600'}}");
+    check_mode(&world, "check a repository", "apt_repository", &named);
+    step(&world, "repository", "apt_repository", &named);
+    let gone = format!("{{repo: '{repo}', filename: bramble-copy, state: absent}}");
+    step(&world, "repository removed", "apt_repository", &gone);
+    let suggested = format!("{{repo: '{repo}', update_cache: false}}");
+    step(&world, "repository in a file named after the host", "apt_repository", &suggested);
+    // ansible-core fails here with Python's "list index out of range"; bramble names the
+    // problem instead, and neither writes anything.
+    let before = (world.state("oracle"), world.state("target"));
+    let (oracle, target) = world.run(&once("apt_repository", "{repo: 'deb'}"), &[]);
+    assert_eq!(
+        (oracle[0]["failed"].as_bool(), target[0]["failed"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(target[0]["msg"], "Invalid repository string: deb (expected a URI and a suite)");
+    assert_eq!((world.state("oracle"), world.state("target")), before);
 
     // A name apt does not know fails the same way on both sides.
     let (oracle, target) = world.run(&once("apt", "{name: bramble-nothing}"), &[]);

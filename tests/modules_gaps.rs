@@ -10,7 +10,6 @@ fn unimplemented_system_modules_fail_at_load() {
     let target = tempfile::tempdir().unwrap();
     let marker = target.path().join("ran");
     for module in [
-        "apt_repository",
         "deb822_repository",
         "community.general.timezone",
         "community.general.modprobe",

@@ -2,6 +2,7 @@
 //! following Validate → Query → Modify, and stops after Query in check mode.
 
 mod apt;
+mod apt_repository;
 mod args;
 mod assemble;
 mod authorized_key;
@@ -251,6 +252,23 @@ const SPECS: &[Spec] = &[
     Spec { name: "apt", aliases: &[], params: APT_PARAMS },
     Spec { name: "package", aliases: &[], params: PACKAGE_PARAMS },
     Spec { name: "package_facts", aliases: &[], params: &["manager", "strategy"] },
+    Spec {
+        name: "apt_repository",
+        aliases: &[],
+        params: &[
+            "repo",
+            "state",
+            "mode",
+            "update_cache",
+            "update-cache",
+            "update_cache_retries",
+            "update_cache_retry_max_delay",
+            "filename",
+            "install_python_apt",
+            "validate_certs",
+            "codename",
+        ],
+    },
     Spec {
         name: "cron",
         aliases: &[],
@@ -841,6 +859,7 @@ pub const NAMES: &[&str] = &[
     "apt",
     "package",
     "package_facts",
+    "apt_repository",
     "cron",
     "copy",
     "template",
@@ -955,6 +974,7 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         "apt" => apt::run(call).await,
         "package" => package::run(call).await,
         "package_facts" => package_facts::run(call).await,
+        "apt_repository" => apt_repository::run(call).await,
         "cron" => cron::run(call).await,
         "copy" => copy::run_copy(call).await,
         "template" => copy::run_template(call).await,
