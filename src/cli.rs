@@ -198,7 +198,7 @@ pub struct RunArgs {
     #[arg(short = 'l', long = "limit")]
     pub limit: Option<String>,
     /// How many hosts to work on at once.
-    #[arg(short = 'f', long = "forks")]
+    #[arg(short = 'f', long = "forks", value_parser = parse_forks)]
     pub forks: Option<usize>,
     /// Seconds to wait for a host to connect or to answer keepalives before it is unreachable.
     #[arg(short = 'T', long = "timeout")]
@@ -245,6 +245,24 @@ pub struct RunArgs {
     /// Run no task tagged with these tags (comma-separated, repeatable).
     #[arg(long = "skip-tags")]
     pub skip_tags: Vec<String>,
+    /// Start the playbook at the task with this name (or glob).
+    #[arg(long = "start-at-task")]
+    pub start_at_task: Option<String>,
+    /// Confirm each task before running it (needs a terminal).
+    #[arg(long = "step")]
+    pub step: bool,
+    /// Run notified handlers even on hosts where a task failed.
+    #[arg(long = "force-handlers")]
+    pub force_handlers: bool,
+}
+
+/// `-f`: ansible-playbook refuses fewer than one process.
+fn parse_forks(text: &str) -> std::result::Result<usize, String> {
+    let forks: usize = text.parse().map_err(|_| format!("invalid int value: '{text}'"))?;
+    if forks < 1 {
+        return Err("The number of processes (--forks) must be >= 1".into());
+    }
+    Ok(forks)
 }
 
 impl RunArgs {
@@ -255,6 +273,11 @@ impl RunArgs {
         }
         // The command line wins over ANSIBLE_* variables, which win over ansible.cfg.
         let config = crate::config::current()?;
+        if self.step && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return Err(Error::argument(
+                "--step asks before each task and needs a terminal, but stdin is not a TTY",
+            ));
+        }
         let inventories = if self.inventory.is_empty() {
             config.inventory.clone()
         } else {
@@ -282,6 +305,9 @@ impl RunArgs {
             stop_on_interrupt: true,
             skip_tags: self.skip_tags.clone(),
             syntax_check: self.syntax_check,
+            start_at_task: self.start_at_task.clone(),
+            step: self.step,
+            force_handlers: self.force_handlers,
         })
     }
 }

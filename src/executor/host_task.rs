@@ -21,10 +21,53 @@ pub struct Report {
     pub statuses: Vec<Status>,
     /// Whether the task changed something, even when it failed and was ignored.
     pub changed: bool,
+    /// `delegate_facts`: facts for the delegated host (name, facts, whether gathered).
+    pub delegated_facts: Option<(String, Map<String, Value>, bool)>,
+    /// What `add_host` and `group_by` ask of the inventory.
+    pub inventory_changes: Vec<InventoryChange>,
+}
+
+/// A change to the inventory asked for by a task's result.
+#[derive(Clone, Debug)]
+pub enum InventoryChange {
+    Host { name: String, groups: Vec<String>, vars: Map<String, Value> },
+    Group { host: String, group: String, parents: Vec<String> },
+}
+
+/// The inventory changes in a result (or in each of a loop's results).
+fn inventory_changes(result: &Map<String, Value>, host: &str) -> Vec<InventoryChange> {
+    if result.get("failed").and_then(Value::as_bool) == Some(true) {
+        return Vec::new();
+    }
+    if let Some(Value::Array(items)) = result.get("results") {
+        let items = items.iter().filter_map(Value::as_object);
+        return items.flat_map(|item| inventory_changes(item, host)).collect();
+    }
+    let strings = |value: Option<&Value>| match value {
+        Some(Value::Array(items)) => items.iter().map(display_string).collect(),
+        _ => Vec::new(),
+    };
+    let mut changes = Vec::new();
+    if let Some(Value::Object(added)) = result.get("add_host") {
+        changes.push(InventoryChange::Host {
+            name: added.get("host_name").map(display_string).unwrap_or_default(),
+            groups: strings(added.get("groups")),
+            vars: added.get("host_vars").and_then(Value::as_object).cloned().unwrap_or_default(),
+        });
+    }
+    if let Some(group) = result.get("add_group") {
+        changes.push(InventoryChange::Group {
+            host: host.to_string(),
+            group: display_string(group),
+            parents: strings(result.get("parent_groups")),
+        });
+    }
+    changes
 }
 
 /// Modules that run on the controller and never need the host's connection.
-const CONTROLLER_ONLY: &[&str] = &["debug", "set_fact", "assert", "fail", "include_vars"];
+const CONTROLLER_ONLY: &[&str] =
+    &["debug", "set_fact", "assert", "fail", "include_vars", "add_host", "group_by"];
 
 const NO_LOG_MESSAGE: &str =
     "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
@@ -54,13 +97,23 @@ pub async fn run(
         lines: Vec::new(),
         statuses: Vec::new(),
         changed: false,
+        delegated_facts: None,
+        inventory_changes: Vec::new(),
     };
     let TaskBody::Module { module, args } = &task.body else {
         return report;
     };
     let keywords = effective_keywords(scope, inherited, task);
     let mut base_vars = vars::assemble(shared, scope, state, Some(task), &inherited.vars);
-    let step = Step { shared, task, module, args, keywords: &keywords, inherited };
+    let step = Step {
+        shared,
+        task,
+        module,
+        args,
+        keywords: &keywords,
+        inherited,
+        delegate: std::sync::Mutex::new(None),
+    };
     let search_path =
         step.search_paths().iter().map(|p| Value::from(p.display().to_string())).collect();
     base_vars.insert("ansible_search_path".into(), Value::Array(search_path));
@@ -71,6 +124,9 @@ pub async fn run(
     };
     report.statuses.push(status);
     report.changed = result.get("changed").and_then(Value::as_bool).unwrap_or(false);
+    if matches!(*module, "add_host" | "group_by") {
+        report.inventory_changes = inventory_changes(&result, &state.name);
+    }
 
     if matches!(status, Status::Changed)
         && let Some(notify) = task.keywords.get("notify")
@@ -101,6 +157,9 @@ struct Step<'a> {
     args: &'a Map<String, Value>,
     keywords: &'a Map<String, Value>,
     inherited: &'a Inherited,
+    /// `delegate_to` for the item running now, when it names another host: its name, and
+    /// how result lines show it (`name(address)` when the address differs).
+    delegate: std::sync::Mutex<Option<(String, String)>>,
 }
 
 impl Step<'_> {
@@ -226,57 +285,33 @@ impl Step<'_> {
     ) -> (Status, Map<String, Value>) {
         let templar = &self.shared.templar;
         let context = Context::new(vars, templar.clone());
+        *self.delegate_slot() = None;
 
-        // Conditions: enclosing blocks, the role entry, then the task's own.
-        let mut conditions: Vec<Value> = self.inherited.when.clone();
-        if let Some(when) = self.task.role.as_ref().and_then(|role| role.when.clone()) {
-            conditions.push(when);
+        match first_false_condition(templar, self.task, self.inherited, &context) {
+            Ok(None) => {}
+            Ok(Some(condition)) => {
+                let result = modules::result([
+                    ("changed", Value::Bool(false)),
+                    ("false_condition", condition),
+                    ("skip_reason", Value::from("Conditional result was False")),
+                    ("skipped", Value::Bool(true)),
+                ]);
+                report.lines.push(self.shared.display.result_line(
+                    &state.name,
+                    Status::Skipped,
+                    &result,
+                    item,
+                ));
+                return (Status::Skipped, result);
+            }
+            Err(message) => {
+                return self.finish_failure(state, modules::fail(message), report, item);
+            }
         }
-        if let Some(when) = self.task.keywords.get("when") {
-            conditions.push(when.clone());
-        }
-        for condition in conditions.iter().flat_map(|c| match c {
-            Value::Array(items) => items.clone(),
-            other => vec![other.clone()],
-        }) {
-            let expression = match &condition {
-                Value::Bool(flag) => flag.to_string(),
-                other => display_string(other),
-            };
-            match templar.condition(&expression, &context) {
-                Ok(true) => {}
-                Ok(false) => {
-                    let result = modules::result([
-                        ("changed", Value::Bool(false)),
-                        ("false_condition", condition_value(&condition)),
-                        ("skip_reason", Value::from("Conditional result was False")),
-                        ("skipped", Value::Bool(true)),
-                    ]);
-                    if item.is_some() {
-                        report.lines.push(self.shared.display.result_line(
-                            &state.name,
-                            Status::Skipped,
-                            &result,
-                            item,
-                        ));
-                    } else {
-                        report.lines.push(self.shared.display.result_line(
-                            &state.name,
-                            Status::Skipped,
-                            &result,
-                            None,
-                        ));
-                    }
-                    return (Status::Skipped, result);
-                }
-                Err(error) => {
-                    return self.finish_failure(
-                        state,
-                        modules::fail(error.to_string()),
-                        report,
-                        item,
-                    );
-                }
+        match self.delegate_target(state, &context) {
+            Ok(delegate) => *self.delegate_slot() = delegate,
+            Err(message) => {
+                return self.finish_failure(state, modules::fail(message), report, item);
             }
         }
 
@@ -448,12 +483,29 @@ impl Step<'_> {
         state: &mut HostState,
         context: &Arc<Context>,
     ) -> Result<Arc<crate::connection::Connection>, Failure> {
-        let connection_vars =
-            connection_vars(&self.shared.templar, context).map_err(modules::fail)?;
+        let delegate = self.delegate_slot().clone().map(|(name, _)| name);
+        let (target, mut connection_vars) = match &delegate {
+            Some(delegate) => (delegate.clone(), self.delegated_vars(delegate)?),
+            None => (
+                state.name.clone(),
+                connection_vars(&self.shared.templar, context).map_err(modules::fail)?,
+            ),
+        };
+        // The `connection:` keyword gives way to an `ansible_connection` variable.
+        if !connection_vars.contains_key("ansible_connection")
+            && let Some(keyword) = self.keywords.get("connection")
+        {
+            let value = self.shared.templar.render_value(keyword, context);
+            let value = value.map_err(|error| modules::fail(format!("connection: {error}")))?;
+            connection_vars.insert("ansible_connection".into(), value);
+        }
         let play_user = self.keywords.get("remote_user").map(display_string);
         let settings =
-            connect::settings(&state.name, &connection_vars, &self.shared.options, play_user)
+            connect::settings(&target, &connection_vars, &self.shared.options, play_user)
                 .map_err(modules::fail)?;
+        if delegate.is_some() {
+            return self.delegated_connection(state, &settings).await;
+        }
         if let Some((key, connection)) = &state.connection
             && *key == settings.key
         {
@@ -467,6 +519,77 @@ impl Step<'_> {
             tracing::debug!(host = %state.name, "using the local connection");
         }
         Ok(connection)
+    }
+
+    fn delegate_slot(&self) -> std::sync::MutexGuard<'_, Option<(String, String)>> {
+        self.delegate.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `delegate_to`, templated for this host and item; `None` when it names the host itself.
+    fn delegate_target(
+        &self,
+        state: &HostState,
+        context: &Arc<Context>,
+    ) -> Result<Option<(String, String)>, String> {
+        let Some(written) = self.keywords.get("delegate_to") else { return Ok(None) };
+        let rendered = self.shared.templar.render_value(written, context);
+        let name = display_string(&rendered.map_err(|error| format!("delegate_to: {error}"))?);
+        let name = name.trim().to_string();
+        if name.is_empty() || name == state.name {
+            return Ok(None);
+        }
+        let address = self
+            .delegated_vars(&name)
+            .ok()
+            .and_then(|vars| vars.get("ansible_host").map(display_string))
+            .filter(|address| *address != name);
+        let shown = match address {
+            Some(address) => format!("{name}({address})"),
+            None => name.clone(),
+        };
+        Ok(Some((name, shown)))
+    }
+
+    /// The connection variables of a delegated host: its inventory variables, the implicit
+    /// localhost's local connection, or nothing (its name is the address) for a host the
+    /// inventory does not know.
+    fn delegated_vars(&self, delegate: &str) -> Result<Map<String, Value>, Failure> {
+        let shared = self.shared;
+        if shared.inventory().hosts.contains_key(delegate) {
+            let mut vars = vars::host_inventory_vars(shared, delegate);
+            vars.extend(shared.options.extra_vars.clone());
+            vars.insert("inventory_hostname".into(), Value::from(delegate));
+            let context = Context::new(vars, shared.templar.clone());
+            return connection_vars(&shared.templar, &context).map_err(modules::fail);
+        }
+        let mut vars = Map::new();
+        if matches!(delegate, "localhost" | "127.0.0.1" | "::1") {
+            vars.insert("ansible_connection".into(), Value::from("local"));
+        }
+        Ok(vars)
+    }
+
+    async fn delegated_connection(
+        &self,
+        state: &mut HostState,
+        settings: &connect::Settings,
+    ) -> Result<Arc<crate::connection::Connection>, Failure> {
+        if let Some((_, connection)) = state.delegated.iter().find(|(key, _)| *key == settings.key)
+        {
+            return Ok(connection.clone());
+        }
+        let connection =
+            connect::open(settings).await.map_err(|error| Failure::Unreachable(error.0))?;
+        state.delegated.push((settings.key.clone(), connection.clone()));
+        Ok(connection)
+    }
+
+    /// The host as result lines show it: `h1`, or `h1 -> h2` when delegated.
+    fn shown_host(&self, state: &HostState) -> String {
+        match &*self.delegate_slot() {
+            Some((_, shown)) => format!("{} -> {shown}", state.name),
+            None => state.name.clone(),
+        }
     }
 
     /// Applies changed_when / failed_when / ignore_errors and writes the result lines.
@@ -485,8 +608,14 @@ impl Step<'_> {
                 return self.finish_failure(state, failure, report, item);
             }
         };
+        let delegate_facts =
+            self.keywords.get("delegate_facts").and_then(modules::args_to_bool) == Some(true);
+        let delegate = self.delegate_slot().clone().map(|(name, _)| name);
         if let Some(Value::Object(facts)) = result.get("ansible_facts").cloned() {
-            if result.contains_key("_bramble_gathered") {
+            let gathered = result.contains_key("_bramble_gathered");
+            if let Some(delegate) = delegate.filter(|_| delegate_facts) {
+                report.delegated_facts = Some((delegate, facts, gathered));
+            } else if gathered {
                 state.facts.extend(facts);
             } else if result.contains_key(modules::include_vars::MARKER) {
                 state.included_vars.extend(facts);
@@ -560,6 +689,7 @@ impl Step<'_> {
         } else {
             Status::Ok
         };
+        self.print_warnings(&mut result);
         let mut shown = self.censor(&result);
         if self.module == "debug" {
             shown.remove("changed");
@@ -569,8 +699,30 @@ impl Step<'_> {
         {
             report.lines.push(text);
         }
-        report.lines.push(self.shared.display.result_line(&state.name, status, &shown, item));
+        report.lines.push(self.shared.display.result_line(
+            &self.shown_host(state),
+            status,
+            &shown,
+            item,
+        ));
         (status, result)
+    }
+
+    /// A module's `warnings` (and `deprecations`) go to stderr as `[WARNING]:` lines, as
+    /// ansible-playbook shows them, and leave the result.
+    fn print_warnings(&self, result: &mut Map<String, Value>) {
+        if let Some(Value::Array(warnings)) = result.remove("warnings") {
+            for warning in warnings {
+                self.shared.display.warning(&display_string(&warning));
+            }
+        }
+        if let Some(Value::Array(deprecations)) = result.remove("deprecations") {
+            for deprecation in deprecations {
+                let text = deprecation.get("msg").map(display_string);
+                let text = text.unwrap_or_else(|| display_string(&deprecation));
+                eprintln!("[DEPRECATION WARNING]: {text}");
+            }
+        }
     }
 
     fn censor(&self, result: &Map<String, Value>) -> Map<String, Value> {
@@ -641,11 +793,11 @@ impl Step<'_> {
         let line = match (item, unreachable) {
             (Some(label), false) => format!(
                 "failed: [{}] (item={label}) => {}",
-                state.name,
+                self.shown_host(state),
                 crate::output::python_json(&Value::Object(shown), None, true)
             ),
             _ => self.shared.display.result_line(
-                &state.name,
+                &self.shown_host(state),
                 if unreachable { Status::Unreachable } else { Status::Failed },
                 &shown,
                 None,
@@ -767,8 +919,45 @@ fn timed_out(limit: Duration) -> Failure {
     ]))
 }
 
-fn condition_value(condition: &Value) -> Value {
-    condition.clone()
+/// The conditions a task runs under: its enclosing blocks', its role entry's, then its own.
+/// `Some` is the first that does not hold.
+fn first_false_condition(
+    templar: &crate::template::Templar,
+    task: &Task,
+    inherited: &Inherited,
+    context: &Arc<Context>,
+) -> Result<Option<Value>, String> {
+    let mut conditions: Vec<Value> = inherited.when.clone();
+    if let Some(when) = task.role.as_ref().and_then(|role| role.when.clone()) {
+        conditions.push(when);
+    }
+    if let Some(when) = task.keywords.get("when") {
+        conditions.push(when.clone());
+    }
+    for condition in conditions.iter().flat_map(|c| match c {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    }) {
+        let expression = match &condition {
+            Value::Bool(flag) => flag.to_string(),
+            other => display_string(other),
+        };
+        if !templar.condition(&expression, context).map_err(|error| error.to_string())? {
+            return Ok(Some(condition));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether every condition of `task` holds with these variables.
+pub fn conditions_hold(
+    shared: &Shared,
+    task: &Task,
+    inherited: &Inherited,
+    vars: Map<String, Value>,
+) -> Result<bool, String> {
+    let context = Context::new(vars, shared.templar.clone());
+    Ok(first_false_condition(&shared.templar, task, inherited, &context)?.is_none())
 }
 
 /// How a loop item is shown in `(item=…)`: strings bare, everything else as Python prints it.

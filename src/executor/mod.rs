@@ -6,6 +6,7 @@ mod connect;
 mod host_task;
 mod include;
 mod include_role;
+mod meta;
 mod vars;
 mod vars_files;
 
@@ -56,6 +57,12 @@ pub struct Options {
     /// Ctrl-C ends the run as it ends ansible-playbook's (exit 99, no recap); an image
     /// bake, which runs playbooks inside its own interrupt handling, leaves this off.
     pub stop_on_interrupt: bool,
+    /// `--start-at-task`: skip tasks until one with this name (or glob).
+    pub start_at_task: Option<String>,
+    /// `--step`: ask before each task.
+    pub step: bool,
+    /// `--force-handlers`: run notified handlers on hosts that failed.
+    pub force_handlers: bool,
 }
 
 /// ansible-playbook's exit codes.
@@ -78,16 +85,69 @@ type VarsByName = HashMap<String, Map<String, Value>>;
 /// Read-only state every host's task execution shares.
 pub struct Shared {
     pub options: Options,
-    pub inventory: Inventory,
+    /// Read-mostly: `add_host` and `group_by` change it during the run.
+    pub inventory: std::sync::RwLock<Inventory>,
     pub templar: Templar,
     pub display: Display,
     pub playbook_dir: PathBuf,
     pub playbook_group_vars: VarsByName,
     pub playbook_host_vars: VarsByName,
-    pub groups: Value,
+    /// The `groups` variable, kept in step with the inventory.
+    pub groups: std::sync::RwLock<Value>,
+    /// Every `add_host` / `group_by` change so far, kept across `meta: refresh_inventory`.
+    pub inventory_changes: std::sync::Mutex<Vec<host_task::InventoryChange>>,
     pub tag_filter: TagFilter,
     /// Every connection opened, to close them all at the end or on Ctrl-C.
     pub connections: OpenConnections,
+}
+
+impl Shared {
+    /// The inventory as it stands now.
+    pub fn inventory(&self) -> std::sync::RwLockReadGuard<'_, Inventory> {
+        self.inventory.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The `groups` variable as it stands now.
+    pub fn groups(&self) -> Value {
+        self.groups.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Applies what `add_host` and `group_by` reported, for the tasks and plays after.
+    fn change_inventory(&self, changes: Vec<host_task::InventoryChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut log =
+            self.inventory_changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        log.extend(changes.iter().cloned());
+        let mut inventory = self.inventory.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Self::apply_changes(&mut inventory, changes);
+        *self.groups.write().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            inventory.groups_value();
+    }
+
+    fn apply_changes(inventory: &mut Inventory, changes: Vec<host_task::InventoryChange>) {
+        for change in changes {
+            match change {
+                host_task::InventoryChange::Host { name, groups, vars } => {
+                    inventory.add_runtime_host(&name, &groups, vars)
+                }
+                host_task::InventoryChange::Group { host, group, parents } => {
+                    inventory.add_runtime_group(&host, &group, &parents)
+                }
+            }
+        }
+    }
+
+    /// `meta: refresh_inventory`: the sources read again, then the run's own additions
+    /// (which ansible-core keeps) applied on top.
+    pub fn refresh_inventory(&self, mut fresh: Inventory) {
+        let log = self.inventory_changes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Self::apply_changes(&mut fresh, log.clone());
+        *self.groups.write().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            fresh.groups_value();
+        *self.inventory.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+    }
 }
 
 /// What a play's tasks see of the play.
@@ -117,6 +177,8 @@ pub struct HostState {
     /// The play's `vars_files`, as read for this host (their names may use its variables).
     pub vars_files: Map<String, Value>,
     pub connection: Option<(connect::ConnectionKey, Arc<Connection>)>,
+    /// Connections to the hosts this host's tasks were delegated to.
+    pub delegated: Vec<(connect::ConnectionKey, Arc<Connection>)>,
     pub failed: bool,
     pub unreachable: bool,
     /// Handlers notified and not yet run, by the name used in `notify:`.
@@ -138,6 +200,7 @@ impl HostState {
             included_vars: Map::new(),
             vars_files: Map::new(),
             connection: None,
+            delegated: Vec::new(),
             failed: false,
             unreachable: false,
             notified: Vec::new(),
@@ -204,13 +267,14 @@ pub async fn run(options: Options) -> Result<i32> {
     };
     let shared = Shared {
         tag_filter,
-        groups: inventory.groups_value(),
+        groups: std::sync::RwLock::new(inventory.groups_value()),
+        inventory_changes: std::sync::Mutex::new(Vec::new()),
         display: Display::new(options.verbosity),
         templar: Templar::new(),
         playbook_dir,
         playbook_group_vars,
         playbook_host_vars,
-        inventory,
+        inventory: std::sync::RwLock::new(inventory),
         options,
         connections: OpenConnections::default(),
     };
@@ -218,18 +282,28 @@ pub async fn run(options: Options) -> Result<i32> {
         watch_interrupts(shared.connections.clone());
     }
     let mut runner = Runner::new(&shared);
+    runner.start_at = shared.options.start_at_task.clone();
+    runner.stepping = shared.options.step;
     runner.run_playbooks(&playbooks).await?;
     close_connections(&shared.connections).await;
     if shared.options.list_hosts || shared.options.list_tasks || shared.options.list_tags {
         return Ok(exit::OK);
+    }
+    // ansible-playbook reports a start task it never met, and still exits 0.
+    if let Some(pattern) = &runner.start_at {
+        eprintln!(
+            "[ERROR]: No matching task \"{pattern}\" found. Note: --start-at-task can only \
+             follow static includes."
+        );
     }
     // A host that no task ever reported on has no recap line.
     runner.stats.retain(|_, s| {
         s.ok + s.changed + s.unreachable + s.failed + s.skipped + s.rescued + s.ignored > 0
     });
     shared.display.recap(&runner.stats);
-    let unreachable = runner.stats.values().any(|s| s.unreachable > 0);
-    let failed = runner.stats.values().any(|s| s.failed > 0);
+    // The exit code follows the hosts' state at the end: `meta: clear_host_errors` forgives.
+    let unreachable = runner.hosts.values().any(|h| h.unreachable);
+    let failed = runner.hosts.values().any(|h| h.failed);
     Ok(if runner.stopped_by_failures {
         exit::HOST_FAILED
     } else if unreachable {
@@ -404,6 +478,24 @@ fn collect_tasks<'a>(list: &'a [Task], out: &mut Vec<&'a Task>) {
     }
 }
 
+/// Whether the task (or a block around it) says `run_once`.
+fn is_run_once(task: &Task, inherited: &Inherited) -> bool {
+    // add_host runs once for the batch, as ansible-core's bypass of the host loop.
+    if matches!(task.body, TaskBody::Module { module: "add_host", .. }) {
+        return true;
+    }
+    let value = task.keywords.get("run_once").or_else(|| inherited.keywords.get("run_once"));
+    value.and_then(crate::modules::args_to_bool).unwrap_or(false)
+}
+
+/// `--start-at-task`: the name, or `role : name`, equal to the pattern or matching it as a glob.
+fn task_matches(task: &Task, pattern: &str) -> bool {
+    let glob = crate::template::lookups::glob_matches;
+    let shown = task.display_name();
+    let names = task.name.iter().chain(std::iter::once(&shown));
+    names.into_iter().any(|name| name == pattern || glob(pattern, name))
+}
+
 /// The names a handler answers to: its name, `role : name`, and its `listen` topics.
 fn handler_names(handler: &Task) -> Vec<String> {
     let mut names: Vec<String> = handler.name.iter().cloned().collect();
@@ -463,6 +555,10 @@ struct Runner<'s> {
     progress: crate::output::Progress,
     /// Under `strategy: free`, what each host's own runner sees of the other hosts.
     others: Map<String, Value>,
+    /// `--start-at-task` not reached yet: tasks are skipped until it is.
+    start_at: Option<String>,
+    /// `--step` still asking (answering `c` stops it).
+    stepping: bool,
 }
 
 impl<'s> Runner<'s> {
@@ -474,6 +570,8 @@ impl<'s> Runner<'s> {
             stopped_by_failures: false,
             progress: crate::output::Progress::new(),
             others: Map::new(),
+            start_at: None,
+            stepping: false,
         }
     }
 
@@ -495,7 +593,8 @@ impl<'s> Runner<'s> {
     }
 
     fn play_hosts(&self, play: &Play) -> Result<Vec<String>> {
-        let inventory = &self.shared.inventory;
+        let inventory = self.shared.inventory();
+        let inventory = &*inventory;
         let mut hosts = inventory::select(inventory, &play.hosts)?;
         if inventory.implicit_localhost
             && play.hosts.split([':', ',']).any(|t| t.trim() == "localhost")
@@ -567,6 +666,13 @@ impl<'s> Runner<'s> {
         let display = &self.shared.display;
         let title = play.name.clone().unwrap_or_else(|| play.hosts.clone());
         let all_hosts = batch::ordered(self.play_hosts(play)?, play.rollout.order);
+        // While the start task is ahead, a play without it is skipped whole.
+        if let Some(pattern) = &self.start_at
+            && !self.play_has_task(play, pattern)
+        {
+            display.banner(&format!("PLAY [{title}]"));
+            return Ok(PlayEnd::Finished);
+        }
         for host in &all_hosts {
             let state = self.hosts.entry(host.clone()).or_insert_with(|| HostState::new(host));
             state.ended = false;
@@ -637,6 +743,7 @@ impl<'s> Runner<'s> {
             let Some(state) = self.hosts.remove(host) else { continue };
             let mut runner = Runner::new(self.shared);
             runner.others = others.clone();
+            runner.start_at = self.start_at.clone();
             runner.hosts.insert(host.clone(), state);
             runner.stats.insert(host.clone(), self.stats.remove(host).unwrap_or_default());
             let mut own = scope.clone();
@@ -667,7 +774,9 @@ impl<'s> Runner<'s> {
         let ungathered: Vec<String> =
             scope.all_hosts.iter().filter(|h| self.hosts[*h].facts.is_empty()).cloned().collect();
         let only = (gathering == crate::config::Gathering::Smart).then_some(ungathered);
-        if gather && only.as_ref().is_none_or(|hosts| !hosts.is_empty()) {
+        // ansible-core gathers facts in the play where --start-at-task lands, whatever the play says.
+        let starts_here = self.start_at.is_some();
+        if (gather || starts_here) && only.as_ref().is_none_or(|hosts| !hosts.is_empty()) {
             let setup = Task {
                 name: Some("Gathering Facts".into()),
                 mark: play.mark.clone(),
@@ -676,14 +785,16 @@ impl<'s> Runner<'s> {
                 role: None,
             };
             let only = only.as_deref();
+            let pending = self.start_at.take();
             self.run_list(std::slice::from_ref(&setup), scope, &Inherited::default(), only).await;
+            self.start_at = pending;
         }
         let inherited = Inherited { tags: play_tags(play), ..Inherited::default() };
         for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
             self.run_list(section, scope, &inherited, None).await;
             // The implicit flush is a task tagged `always`: `--skip-tags always` skips it.
             if self.shared.tag_filter.selects(&BTreeSet::from(["always".to_string()])) {
-                self.flush_handlers(scope).await;
+                self.flush_handlers(scope, true).await;
             }
             if !self.any_active(scope) {
                 break;
@@ -704,9 +815,7 @@ impl<'s> Runner<'s> {
             for (fact, value) in &host.facts {
                 vars.insert(format!("ansible_{fact}"), value.clone());
             }
-            if !host.facts.is_empty() {
-                vars.insert("ansible_facts".into(), Value::Object(host.facts.clone()));
-            }
+            vars.insert("ansible_facts".into(), Value::Object(host.facts.clone()));
             vars.extend(host.included_vars.clone());
             vars.extend(host.registered.clone());
             vars.insert("inventory_hostname".into(), Value::from(name.clone()));
@@ -749,6 +858,9 @@ impl<'s> Runner<'s> {
                 if !is_block && !self.shared.tag_filter.selects(&tags) {
                     continue;
                 }
+                if !is_block && !self.steer(task) {
+                    continue;
+                }
                 self.start_role(task, &hosts);
                 match &task.body {
                     TaskBody::Include { file, base } => {
@@ -758,8 +870,7 @@ impl<'s> Runner<'s> {
                         self.include_role(task, args, scope, inherited, &hosts).await
                     }
                     TaskBody::Module { module: "meta", args } => {
-                        self.shared.display.banner(&format!("TASK [{}]", task.display_name()));
-                        self.meta(args, scope, &hosts).await
+                        self.meta(task, args, scope, inherited, &hosts).await
                     }
                     TaskBody::Module { .. } => {
                         self.shared.display.banner(&format!("TASK [{}]", task.display_name()));
@@ -784,6 +895,43 @@ impl<'s> Runner<'s> {
                 }
             }
         })
+    }
+
+    /// `--start-at-task` and `--step`: whether this task runs.
+    fn steer(&mut self, task: &Task) -> bool {
+        if let Some(pattern) = &self.start_at {
+            if !task_matches(task, pattern) {
+                return false;
+            }
+            self.start_at = None;
+        }
+        let is_meta = matches!(task.body, TaskBody::Module { module: "meta", .. });
+        if !self.stepping || is_meta {
+            return true;
+        }
+        print!("Perform task: TASK: {} (N)o/(y)es/(c)ontinue: ", task.display_name());
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_err() {
+            return false;
+        }
+        match answer.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" => true,
+            "c" | "continue" => {
+                self.stepping = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the play holds a task (that the tags select) where `--start-at-task` lands.
+    fn play_has_task(&self, play: &Play, pattern: &str) -> bool {
+        let mut leaves = Vec::new();
+        for list in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+            selected_leaves(list, &play_tags(play), &self.shared.tag_filter, &mut leaves);
+        }
+        leaves.iter().any(|(task, _)| task_matches(task, pattern))
     }
 
     /// Whether `task` belongs to a role `host` has finished (and that may not run twice).
@@ -880,6 +1028,10 @@ impl<'s> Runner<'s> {
             None => shared.options.forks,
         }
         .max(1);
+        let all_hosts = hosts;
+        let run_once = is_run_once(task, inherited);
+        let hosts = if run_once { &hosts[..hosts.len().min(1)] } else { hosts };
+        let before = hosts.first().map(|h| self.hosts[h].registered.clone()).unwrap_or_default();
         let mut states: Vec<HostState> =
             hosts.iter().filter_map(|h| self.hosts.remove(h)).collect();
         let reports: Vec<(HostState, Report)> = {
@@ -893,14 +1045,29 @@ impl<'s> Runner<'s> {
             futures::stream::iter(futures).buffer_unordered(forks).collect().await
         };
         let mut any_failed = false;
+        let mut delegated = Vec::new();
+        let mut changes = Vec::new();
         for (state, report) in reports {
             let stats = self.stats.entry(state.name.clone()).or_default();
             for status in &report.statuses {
                 stats.count(*status, report.changed);
                 any_failed |= matches!(status, Status::Failed | Status::Unreachable);
             }
+            delegated.extend(report.delegated_facts);
+            changes.extend(report.inventory_changes);
             self.progress.task_done(&state.name, !state.active() && !state.ended);
             self.hosts.insert(state.name.clone(), state);
+        }
+        self.shared.change_inventory(changes);
+        // Facts for a delegated host land once every host's state is back in place.
+        for (delegate, facts, gathered) in delegated {
+            let target =
+                self.hosts.entry(delegate.clone()).or_insert_with(|| HostState::new(&delegate));
+            let place = if gathered { &mut target.facts } else { &mut target.registered };
+            place.extend(facts);
+        }
+        if run_once && let Some(first) = hosts.first() {
+            self.share_run_once(first, &before, all_hosts);
         }
         let fatal = flag(&keywords, "any_errors_fatal") && !flag(&keywords, "ignore_errors");
         if fatal && any_failed {
@@ -943,7 +1110,32 @@ impl<'s> Runner<'s> {
         }
     }
 
-    async fn flush_handlers(&mut self, scope: &mut PlayScope) {
+    /// `run_once`: what the one host registered or set is set on every host of the batch,
+    /// and its failure (unless ignored) stops them all, as in ansible-core.
+    fn share_run_once(&mut self, first: &str, before: &Map<String, Value>, hosts: &[String]) {
+        let after = &self.hosts[first];
+        let failed = after.failed;
+        let changed: Map<String, Value> = after
+            .registered
+            .iter()
+            .filter(|(key, value)| before.get(*key) != Some(*value))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        for host in hosts.iter().filter(|h| h.as_str() != first) {
+            if let Some(state) = self.hosts.get_mut(host) {
+                state.registered.extend(changed.clone());
+                state.failed |= failed;
+            }
+        }
+    }
+
+    /// Runs the notified handlers. With force_handlers, the flush at the end of a section
+    /// (`implicit`) also runs them on hosts that failed, as ansible-core does.
+    async fn flush_handlers(&mut self, scope: &mut PlayScope, implicit: bool) {
+        let forced = self.shared.options.force_handlers
+            || scope.keywords.get("force_handlers").and_then(crate::modules::args_to_bool)
+                == Some(true);
+        let force = implicit && forced;
         let handlers = scope.handlers.clone();
         let names: Vec<Vec<String>> = handlers.iter().map(handler_names).collect();
         for (index, handler) in handlers.iter().enumerate() {
@@ -953,7 +1145,9 @@ impl<'s> Runner<'s> {
                 .iter()
                 .filter(|h| {
                     let state = &self.hosts[*h];
-                    state.active() && state.notified.iter().any(|n| own.contains(n))
+                    let runs = state.active()
+                        || force && state.failed && !state.unreachable && !state.ended;
+                    runs && state.notified.iter().any(|n| own.contains(n))
                 })
                 .cloned()
                 .collect();
@@ -967,41 +1161,6 @@ impl<'s> Runner<'s> {
             for host in &hosts {
                 if let Some(state) = self.hosts.get_mut(host) {
                     state.notified.retain(|n| !own.contains(n) || later.contains(&n));
-                }
-            }
-        }
-    }
-
-    async fn meta(&mut self, args: &Map<String, Value>, scope: &mut PlayScope, hosts: &[String]) {
-        let action =
-            args.get("_raw_params").map(crate::playbook::display_string).unwrap_or_default();
-        match action.as_str() {
-            "flush_handlers" => self.flush_handlers(scope).await,
-            "noop" => {}
-            "end_play" => {
-                for host in scope.all_hosts.clone() {
-                    if let Some(state) = self.hosts.get_mut(&host) {
-                        state.ended = true;
-                    }
-                }
-            }
-            "end_host" => {
-                for host in hosts {
-                    if let Some(state) = self.hosts.get_mut(host) {
-                        state.ended = true;
-                    }
-                }
-            }
-            other => {
-                for host in hosts {
-                    let message = format!("not supported yet: meta: {other}");
-                    self.shared.display.print(&format!(
-                        "fatal: [{host}]: FAILED! => {{\"changed\": false, \"msg\": \"{message}\"}}"
-                    ));
-                    if let Some(state) = self.hosts.get_mut(host) {
-                        state.failed = true;
-                    }
-                    self.stats.entry(host.clone()).or_default().count(Status::Failed, false);
                 }
             }
         }

@@ -82,7 +82,7 @@ pub fn assemble(
 /// (by depth, priority, name); then `group_vars/` beside the inventory and beside the
 /// playbook, for `all` and then for the other groups; then the host's own in the same steps.
 pub fn host_inventory_vars(shared: &Shared, host: &str) -> Map<String, Value> {
-    let inventory = &shared.inventory;
+    let inventory = shared.inventory();
     let mut merged = Map::new();
     let groups = inventory.host_groups(host);
     let (all, others): (Vec<_>, Vec<_>) = groups.iter().partition(|(_, name)| name == "all");
@@ -114,11 +114,9 @@ pub fn host_inventory_vars(shared: &Shared, host: &str) -> Map<String, Value> {
     merged
 }
 
+/// `ansible_facts` is always defined (empty before any gathering), as in ansible-core.
 fn fact_vars(facts: &Map<String, Value>) -> Map<String, Value> {
     let mut vars = Map::new();
-    if facts.is_empty() {
-        return vars;
-    }
     for (name, value) in facts {
         vars.insert(format!("ansible_{name}"), value.clone());
     }
@@ -139,14 +137,14 @@ fn magic(
         Value::from(name.split('.').next().unwrap_or(&name)),
     );
     vars.insert("inventory_hostname".into(), Value::from(name.clone()));
-    vars.insert("group_names".into(), Value::from(shared.inventory.group_names(&name)));
-    vars.insert("groups".into(), shared.groups.clone());
+    vars.insert("group_names".into(), Value::from(shared.inventory().group_names(&name)));
+    vars.insert("groups".into(), shared.groups());
     vars.insert("hostvars".into(), play.hostvars.clone());
     vars.insert("playbook_dir".into(), Value::from(shared.playbook_dir.display().to_string()));
     vars.insert(
         "inventory_dir".into(),
         shared
-            .inventory
+            .inventory()
             .directories
             .first()
             .map(|d| Value::from(d.display().to_string()))

@@ -128,6 +128,39 @@ impl Inventory {
             .or_insert_with(|| Host { name: name.to_string(), ..Host::default() })
     }
 
+    /// `add_host` during a run: the host joins these groups (created if new), or
+    /// `ungrouped`, and takes these variables.
+    pub fn add_runtime_host(&mut self, name: &str, groups: &[String], vars: Map<String, Value>) {
+        if groups.is_empty() {
+            self.add_host_to("ungrouped", name);
+        }
+        for group in groups {
+            self.add_host_to(group, name);
+        }
+        self.hosts[name].vars.extend(vars);
+        self.refinish();
+    }
+
+    /// `group_by` during a run: the host joins `group`, which becomes a child of `parents`.
+    pub fn add_runtime_group(&mut self, host: &str, group: &str, parents: &[String]) {
+        self.add_host_to(group, host);
+        for parent in parents.iter().filter(|parent| *parent != "all") {
+            let parent = self.group_mut(parent);
+            if !parent.children.iter().any(|child| child == group) {
+                parent.children.push(group.to_string());
+            }
+        }
+        self.refinish();
+    }
+
+    /// `finish` again after a run-time change, keeping the implicit localhost out of groups.
+    fn refinish(&mut self) {
+        self.finish();
+        if self.implicit_localhost {
+            self.groups["ungrouped"].hosts.retain(|name| name != "localhost");
+        }
+    }
+
     /// Hangs top-level groups under `all` and puts group-less hosts in `ungrouped`.
     fn finish(&mut self) {
         let children: Vec<String> =

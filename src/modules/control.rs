@@ -1,4 +1,5 @@
-//! Modules that run on the controller only: `debug`, `set_fact`, `assert`, `fail`, `ping`.
+//! Modules that run on the controller only: `debug`, `set_fact`, `assert`, `fail`, `ping`,
+//! and `add_host` / `group_by`, whose results the executor applies to the inventory.
 
 use serde_json::{Map, Value};
 
@@ -97,4 +98,51 @@ pub fn ping(call: &mut Call<'_>) -> Outcome {
         return Err(fail("boom"));
     }
     Ok(result([("changed", Value::Bool(false)), ("ping", Value::from(data))]))
+}
+
+/// `add_host`: the host, its groups and variables, for the executor to add to the inventory.
+pub fn add_host(call: &mut Call<'_>) -> Outcome {
+    let Some(name) = call.args.string(&["name", "host", "hostname"]) else {
+        return Err(fail("missing required arguments: name"));
+    };
+    let groups = match call.args.value(&["groups", "group", "groupname"]) {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items.iter().map(crate::playbook::display_string).collect(),
+        Some(other) => crate::playbook::display_string(other)
+            .split(',')
+            .map(|group| group.trim().to_string())
+            .filter(|group| !group.is_empty())
+            .collect(),
+    };
+    let mut host_vars = Map::new();
+    for (key, value) in &call.args.map {
+        if !matches!(key.as_str(), "name" | "host" | "hostname" | "groups" | "group" | "groupname")
+        {
+            host_vars.insert(key.clone(), value.clone());
+        }
+    }
+    let groups: Vec<Value> = groups.into_iter().map(Value::from).collect();
+    let added = result([
+        ("groups", Value::Array(groups)),
+        ("host_name", Value::from(name)),
+        ("host_vars", Value::Object(host_vars)),
+    ]);
+    Ok(result([("add_host", Value::Object(added)), ("changed", Value::Bool(true))]))
+}
+
+/// `group_by`: the group (and its parents) this host joins, for the executor to apply.
+pub fn group_by(call: &mut Call<'_>) -> Outcome {
+    let Some(key) = call.args.string(&["key"]) else {
+        return Err(fail("missing required arguments: key"));
+    };
+    let parents: Vec<Value> = match call.args.value(&["parents"]) {
+        None => vec![Value::from("all")],
+        Some(Value::Array(items)) => items.clone(),
+        Some(other) => vec![other.clone()],
+    };
+    Ok(result([
+        ("add_group", Value::from(key.replace(' ', "-"))),
+        ("changed", Value::Bool(true)),
+        ("parent_groups", Value::Array(parents)),
+    ]))
 }

@@ -125,8 +125,7 @@ const PLAY_KEYWORDS: &[&str] = &[
 ];
 
 /// Play keywords bramble reads but does not act on yet; using one is an error, not a silent skip.
-const PLAY_KEYWORDS_UNSUPPORTED: &[&str] =
-    &["vars_prompt", "module_defaults", "debugger", "force_handlers"];
+const PLAY_KEYWORDS_UNSUPPORTED: &[&str] = &["vars_prompt", "module_defaults", "debugger"];
 
 impl Playbook {
     pub fn load(path: &Path) -> Result<Playbook> {
@@ -171,7 +170,12 @@ impl Play {
         };
         for (key, value) in entries {
             if !PLAY_KEYWORDS.contains(&key.as_str()) {
-                return Err(unknown_keyword(&value.mark, key, "play", PLAY_KEYWORDS));
+                return Err(unknown_keyword(
+                    &key_mark(&value.mark, key),
+                    key,
+                    "Play",
+                    PLAY_KEYWORDS,
+                ));
             }
             if PLAY_KEYWORDS_UNSUPPORTED.contains(&key.as_str()) {
                 return Err(Error::NotSupported {
@@ -316,7 +320,20 @@ pub fn display_string(value: &Value) -> String {
 pub fn unknown_keyword(mark: &Mark, key: &str, scope: &str, known: &[&str]) -> Error {
     let hint =
         closest(key, known).map(|best| format!("; did you mean `{best}`?")).unwrap_or_default();
-    Error::invalid(mark, format!("`{key}` is not a valid {scope} keyword{hint}"))
+    Error::invalid(mark, format!("'{key}' is not a valid attribute for a {scope}{hint}"))
+}
+
+/// Where `key:` is written, found from its value's position (the value's own line, or for a
+/// nested block the lines just above it), as ansible-core points at the key.
+pub fn key_mark(value: &Mark, key: &str) -> Mark {
+    let lines: Vec<&str> = value.source.text.lines().collect();
+    let wanted = format!("{key}:");
+    for line in (value.line.saturating_sub(3).max(1)..=value.line).rev() {
+        if let Some(index) = lines.get(line - 1).and_then(|text| text.find(&wanted)) {
+            return Mark { source: value.source.clone(), line, column: index + 1 };
+        }
+    }
+    value.clone()
 }
 
 /// The candidate within a small edit distance of `word`, if any.

@@ -91,15 +91,7 @@ const TASK_KEYWORDS: &[&str] = &[
 ];
 
 /// Keywords read but not acted on yet: an error rather than a silent skip.
-const TASK_KEYWORDS_UNSUPPORTED: &[&str] = &[
-    "delegate_to",
-    "local_action",
-    "delegate_facts",
-    "debugger",
-    "module_defaults",
-    "run_once",
-    "connection",
-];
+const TASK_KEYWORDS_UNSUPPORTED: &[&str] = &["debugger", "module_defaults"];
 
 /// Loads a list of tasks from a `tasks:`-like section.
 pub fn load_list(
@@ -164,11 +156,15 @@ impl Task {
                 continue;
             }
             if let Some((first, _)) = module {
+                // ansible-core's words, then what a misspelt keyword was probably meant to be.
+                let hint = [first, key.as_str()]
+                    .into_iter()
+                    .filter(|name| modules::canonical(name).is_none())
+                    .find_map(keyword_hint)
+                    .unwrap_or_default();
                 return Err(Error::invalid(
-                    &value.mark,
-                    format!(
-                        "conflicting action statements: `{first}` and `{key}`; a task calls one module"
-                    ),
+                    &node.mark,
+                    format!("conflicting action statements: {first}, {key}{hint}"),
                 ));
             }
             module = Some((key, value));
@@ -193,11 +189,37 @@ impl Task {
             return Ok(Task { name, mark: node.mark.clone(), body, keywords, role: role.cloned() });
         }
 
-        let (module_name, args_node) = match (module, node.get("action")) {
+        // `local_action:` is `action:` delegated to localhost.
+        let action = match (node.get("action"), node.get("local_action")) {
+            (Some(action), None) => Some(action),
+            (None, Some(local)) => {
+                keywords.remove("local_action");
+                keywords.insert("delegate_to".into(), Value::from("localhost"));
+                Some(local)
+            }
+            (Some(_), Some(local)) => {
+                return Err(Error::invalid(
+                    &local.mark,
+                    "a task cannot have both `action:` and `local_action:`",
+                ));
+            }
+            (None, None) => None,
+        };
+        if let Some(Value::String(text)) = keywords.get("run_once")
+            && text.contains("{{")
+        {
+            return Err(Error::NotSupported {
+                what: format!("{}: a templated run_once ({text})", node.mark.location()),
+            });
+        }
+        let mut free_text = None;
+        let (module_name, args_node) = match (module, action) {
             (Some((key, value)), None) => (key.to_string(), Some(value)),
             (None, Some(action)) => {
                 keywords.remove("action");
-                action_form(action)?
+                let (name, args, text) = action_form(action)?;
+                free_text = text;
+                (name, args)
             }
             (Some(_), Some(action)) => {
                 return Err(Error::invalid(
@@ -220,10 +242,16 @@ impl Task {
         let module = modules::canonical(&module_name).ok_or_else(|| {
             let hint = super::closest(short_name(&module_name), modules::NAMES)
                 .map(|best| format!("; did you mean `{best}`?"))
+                .or_else(|| keyword_hint(&module_name))
                 .unwrap_or_default();
             Error::invalid(&mark, format!("couldn't resolve module/action `{module_name}`{hint}"))
         })?;
-        let mut args = module_args(module, args_node, &mark)?;
+        let mut args = match free_text {
+            Some(text) => {
+                free_form(module, &text).map_err(|message| Error::invalid(&mark, message))?
+            }
+            None => module_args(module, args_node, &mark)?,
+        };
         if let Some(Value::Object(extra)) = keywords.remove("args") {
             for (key, value) in extra {
                 args.entry(key).or_insert(value);
@@ -262,27 +290,30 @@ impl Task {
     }
 }
 
+/// "; did you mean `when`?" for a word close to a task keyword.
+fn keyword_hint(word: &str) -> Option<String> {
+    super::closest(word, TASK_KEYWORDS)
+        .map(|keyword| format!("; `{word}` is not a module: did you mean the keyword `{keyword}`?"))
+}
+
 fn short_name(name: &str) -> &str {
     name.rsplit('.').next().unwrap_or(name)
 }
 
-/// `action: copy src=a dest=b` is the same as `copy: src=a dest=b`.
-fn action_form(action: &Node) -> Result<(String, Option<&Node>)> {
+/// `action: copy src=a dest=b` is the same as `copy: src=a dest=b`: the module, its
+/// arguments as a mapping node, or the free-form text after the module's name.
+fn action_form(action: &Node) -> Result<(String, Option<&Node>, Option<String>)> {
     match action.as_str() {
         Some(text) => {
-            let (name, _) = text.split_once(' ').unwrap_or((text, ""));
-            Err(Error::NotSupported {
-                what: format!(
-                    "{}: `action: {name} ...` in free form; write `{name}:` with arguments",
-                    action.mark.location()
-                ),
-            })
+            let text = text.trim_start();
+            let (name, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+            Ok((name.to_string(), None, Some(rest.trim_start().to_string())))
         }
         None => {
             let module = action.get("module").and_then(Node::as_str).ok_or_else(|| {
                 Error::invalid(&action.mark, "action expects `module:` and its arguments")
             })?;
-            Ok((module.to_string(), Some(action)))
+            Ok((module.to_string(), Some(action), None))
         }
     }
 }

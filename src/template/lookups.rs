@@ -434,6 +434,11 @@ fn glob_files(directory: &Path, pattern: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Python's `fnmatch`: whether `text` matches a shell glob.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    regex::Regex::new(&glob_regex(pattern)).is_ok_and(|regex| regex.is_match(text))
+}
+
 fn glob_regex(pattern: &str) -> String {
     let mut regex = String::from("^");
     let mut characters = pattern.chars().peekable();

@@ -12,6 +12,19 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::error::{Error, Mark, Result, Source};
 
+/// The scanner's complaint worded as ansible-core words PyYAML's: "YAML parsing failed:
+/// While parsing a block collection did not find expected '-' indicator."
+fn syntax_message(info: &str) -> String {
+    let text = info.trim().replace(", ", " ");
+    let mut characters = text.chars();
+    let capitalized = match characters.next() {
+        Some(first) => first.to_uppercase().chain(characters).collect::<String>(),
+        None => String::new(),
+    };
+    let ending = if capitalized.ends_with('.') { "" } else { "." };
+    format!("YAML parsing failed: {capitalized}{ending}")
+}
+
 /// A YAML value together with where it was written.
 #[derive(Clone, Debug)]
 pub struct Node {
@@ -102,7 +115,7 @@ pub fn load_str(path: &Path, text: String) -> Result<Node> {
     let mut parser = Parser::new_from_str(&source.text);
     parser.load(&mut builder, false).map_err(|error| Error::YamlSyntax {
         mark: mark_at(&source, error.marker()),
-        message: error.info().to_string(),
+        message: syntax_message(error.info()),
     })?;
     if let Some(error) = builder.error {
         return Err(error);
