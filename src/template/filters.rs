@@ -32,6 +32,30 @@ pub fn register(environment: &mut Environment<'static>) {
     environment.add_filter("difference", difference);
     environment.add_filter("union", union);
     environment.add_filter("type_debug", type_debug);
+    environment.add_filter("items2dict", items2dict);
+    environment.add_filter("from_yaml", from_yaml);
+    environment.add_filter("intersect", intersect);
+    environment.add_filter("symmetric_difference", symmetric_difference);
+    environment.add_filter("product", product);
+    environment.add_filter("regex_escape", regex_escape);
+    environment.add_filter("md5", |text: &str| format!("{:x}", md5::compute(text.as_bytes())));
+    environment.add_filter("sha1", sha1_hex);
+    environment.add_filter("checksum", sha1_hex);
+    environment.add_filter("subelements", subelements);
+    environment.add_filter("splitext", splitext);
+    environment.add_filter("expanduser", expanduser);
+    environment.add_filter("password_hash", password_hash);
+    for name in ["subset", "issubset"] {
+        environment.add_test(name, |a: Value, b: Value| contains_all(&b, &a));
+    }
+    for name in ["superset", "issuperset"] {
+        environment.add_test(name, |a: Value, b: Value| contains_all(&a, &b));
+    }
+    environment.add_test("contains", |container: Value, item: Value| {
+        Ok::<bool, Error>(list_of(&container)?.contains(&json_of(&item)?))
+    });
+    environment.add_test("truthy", |value: Value| value.is_true());
+    environment.add_test("falsy", |value: Value| !value.is_true());
     for name in ["succeeded", "success"] {
         environment.add_test(name, |result: Value| !flag(&result, "failed"));
     }
@@ -284,11 +308,13 @@ fn ternary(value: Value, yes: Value, no: Value, none: Option<Value>) -> Value {
 
 fn hash(text: &str, algorithm: Option<&str>) -> Result<String, Error> {
     match algorithm.unwrap_or("sha1") {
+        "sha1" => Ok(sha1_hex(text)),
+        "md5" => Ok(format!("{:x}", md5::compute(text.as_bytes()))),
         "sha256" => Ok(hex::encode(sha2::Sha256::digest(text.as_bytes()))),
         "sha512" => Ok(hex::encode(sha2::Sha512::digest(text.as_bytes()))),
         other => Err(Error::new(
             ErrorKind::InvalidOperation,
-            format!("not supported yet: hash('{other}'); use sha256 or sha512"),
+            format!("not supported yet: hash('{other}'); use sha1, md5, sha256 or sha512"),
         )),
     }
 }
@@ -340,6 +366,141 @@ fn union(value: Value, other: Value) -> Result<Value, Error> {
         }
     }
     Ok(Value::from(minijinja::value::Serde(&out)))
+}
+
+fn to_jinja(value: &serde_json::Value) -> Value {
+    Value::from(minijinja::value::Serde(value))
+}
+
+/// `items2dict`: a list of `{key, value}` mappings (or other names) as one mapping.
+fn items2dict(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let key_name: String =
+        kwargs.get::<Option<String>>("key_name")?.unwrap_or_else(|| "key".into());
+    let value_name: String =
+        kwargs.get::<Option<String>>("value_name")?.unwrap_or_else(|| "value".into());
+    kwargs.assert_all_used()?;
+    let mut out = serde_json::Map::new();
+    for item in list_of(&value)? {
+        let (Some(key), Some(item_value)) = (item.get(&key_name), item.get(&value_name)) else {
+            return Err(invalid(format!(
+                "items2dict requires each item to have '{key_name}' and '{value_name}' keys"
+            )));
+        };
+        out.insert(crate::playbook::display_string(key), item_value.clone());
+    }
+    Ok(to_jinja(&serde_json::Value::Object(out)))
+}
+
+fn from_yaml(text: &str) -> Result<Value, Error> {
+    let node = crate::yaml::load_str(std::path::Path::new("<from_yaml>"), text.to_string())
+        .map_err(|error| invalid(format!("from_yaml: {error}")))?;
+    Ok(to_jinja(&node.to_value()))
+}
+
+/// Whether every element of `part` is in `whole` (sets of list elements).
+fn contains_all(whole: &Value, part: &Value) -> Result<bool, Error> {
+    let whole = list_of(whole)?;
+    Ok(list_of(part)?.iter().all(|item| whole.contains(item)))
+}
+
+fn intersect(value: Value, other: Value) -> Result<Value, Error> {
+    let other = list_of(&other)?;
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for item in list_of(&value)? {
+        if other.contains(&item) && !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    Ok(to_jinja(&serde_json::Value::Array(out)))
+}
+
+fn symmetric_difference(value: Value, other: Value) -> Result<Value, Error> {
+    let (left, right) = (list_of(&value)?, list_of(&other)?);
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for item in
+        left.iter().filter(|i| !right.contains(i)).chain(right.iter().filter(|i| !left.contains(i)))
+    {
+        if !out.contains(item) {
+            out.push(item.clone());
+        }
+    }
+    Ok(to_jinja(&serde_json::Value::Array(out)))
+}
+
+/// The cartesian product of lists, as Python's itertools.product gives it (lists of items).
+fn product(value: Value, others: Rest<Value>) -> Result<Value, Error> {
+    let mut rows: Vec<Vec<serde_json::Value>> =
+        list_of(&value)?.into_iter().map(|i| vec![i]).collect();
+    for other in others.iter() {
+        let items = list_of(other)?;
+        rows = rows
+            .iter()
+            .flat_map(|row| {
+                items.iter().map(move |item| {
+                    let mut next = row.clone();
+                    next.push(item.clone());
+                    next
+                })
+            })
+            .collect();
+    }
+    let rows: Vec<serde_json::Value> = rows.into_iter().map(serde_json::Value::Array).collect();
+    Ok(to_jinja(&serde_json::Value::Array(rows)))
+}
+
+/// Python's `re.escape`: every character but letters, digits and `_` gets a backslash.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::new();
+    for character in text.chars() {
+        if !(character.is_alphanumeric() || character == '_') {
+            out.push('\\');
+        }
+        out.push(character);
+    }
+    out
+}
+
+fn sha1_hex(text: &str) -> String {
+    use sha1::Digest as _;
+    hex::encode(sha1::Sha1::digest(text.as_bytes()))
+}
+
+/// The `subelements` filter: the subelements lookup on a list and a key path.
+fn subelements(value: Value, key: &str, skip_missing: Option<bool>) -> Result<Value, Error> {
+    let mut terms = vec![json_of(&value)?, serde_json::Value::from(key)];
+    if let Some(skip) = skip_missing {
+        terms.push(serde_json::json!({ "skip_missing": skip }));
+    }
+    let pairs = crate::template::lookups::subelements(&terms).map_err(invalid)?;
+    Ok(to_jinja(&serde_json::Value::Array(pairs)))
+}
+
+/// Python's `os.path.splitext`: `[root, extension]`.
+fn splitext(path: &str) -> Value {
+    let name_start = path.rfind('/').map_or(0, |index| index + 1);
+    let name = &path[name_start..];
+    let dot = name
+        .trim_start_matches('.')
+        .rfind('.')
+        .map(|i| i + (name.len() - name.trim_start_matches('.').len()));
+    let (root, extension) = match dot {
+        Some(index) => (&path[..name_start + index], &path[name_start + index..]),
+        None => (path, ""),
+    };
+    Value::from(vec![Value::from(root), Value::from(extension)])
+}
+
+fn expanduser(path: &str) -> String {
+    match (path.strip_prefix('~'), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) if rest.is_empty() || rest.starts_with('/') => {
+            format!("{home}{rest}")
+        }
+        _ => path.to_string(),
+    }
+}
+
+fn password_hash(_: Value, _: Rest<Value>) -> Result<Value, Error> {
+    Err(invalid("not supported yet: the password_hash filter (crypt hashes)"))
 }
 
 fn regex_test(text: &str, pattern: &str) -> Result<bool, Error> {

@@ -716,7 +716,8 @@ fn printf(format: &str, number: i64) -> Result<String, String> {
     Ok(format!("{before}{padded}{tail}"))
 }
 
-fn subelements(terms: &[Value]) -> Result<Vec<Value>, String> {
+/// The subelements lookup (also behind the filter of that name).
+pub fn subelements(terms: &[Value]) -> Result<Vec<Value>, String> {
     let usage = "subelements lookup expects a list of two or three items, ";
     if !(2..=3).contains(&terms.len()) {
         return Err(usage.to_string());
