@@ -155,7 +155,8 @@ fn fleet_of_two_comes_up_takes_a_rolling_run_and_goes_down() {
     let _down = Down(fleet);
 
     let image = lab_image();
-    let up = lab(fleet, &["up", "2", "--arch", "amd64", "--image", &image]);
+    let up =
+        lab(fleet, &["up", "2", "--arch", "amd64", "--image", &image, "--boot-timeout", "900"]);
     up.success().stdout_has("lab1 ").stdout_has("lab2 ");
     let inventory = fleet.join("hosts.ini");
     assert!(inventory.is_file(), "no inventory: {}", up.stdout);
