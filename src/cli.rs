@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::executor::Options;
+use crate::{password, vault};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -209,6 +210,27 @@ pub struct RunArgs {
     /// Use this private key file for SSH.
     #[arg(long = "private-key", alias = "key-file")]
     pub private_key: Option<PathBuf>,
+    /// Ask for the SSH password.
+    #[arg(short = 'k', long = "ask-pass")]
+    pub ask_pass: bool,
+    /// Read the SSH password from this file (an executable one is run).
+    #[arg(long = "connection-password-file", alias = "conn-pass-file")]
+    pub connection_password_file: Option<PathBuf>,
+    /// Ask for the become (sudo) password.
+    #[arg(short = 'K', long = "ask-become-pass")]
+    pub ask_become_pass: bool,
+    /// Read the become password from this file (an executable one is run).
+    #[arg(long = "become-password-file", alias = "become-pass-file")]
+    pub become_password_file: Option<PathBuf>,
+    /// Read a vault password from this file, or run it when executable (repeatable).
+    #[arg(long = "vault-password-file", alias = "vault-pass-file")]
+    pub vault_password_file: Vec<PathBuf>,
+    /// A vault identity: `label@file`, `label@prompt`, or a file (repeatable).
+    #[arg(long = "vault-id")]
+    pub vault_id: Vec<String>,
+    /// Ask for the vault password.
+    #[arg(short = 'J', long = "ask-vault-password", alias = "ask-vault-pass")]
+    pub ask_vault_password: bool,
     /// Run operations with become (sudo).
     #[arg(short = 'b', long = "become")]
     pub become_: bool,
@@ -278,6 +300,7 @@ impl RunArgs {
                 "--step asks before each task and needs a terminal, but stdin is not a TTY",
             ));
         }
+        vault::set_secrets(self.vault_secrets()?);
         let inventories = if self.inventory.is_empty() {
             config.inventory.clone()
         } else {
@@ -295,6 +318,8 @@ impl RunArgs {
             become_: self.become_ || config.become_.unwrap_or(false),
             become_user: self.become_user.clone().or_else(|| config.become_user.clone()),
             become_method: self.become_method.clone().or_else(|| config.become_method.clone()),
+            become_password: self.become_password(config)?,
+            connection_password: self.connection_password(config)?,
             check: self.check,
             diff: self.diff,
             verbosity: self.verbose,
@@ -309,6 +334,72 @@ impl RunArgs {
             step: self.step,
             force_handlers: self.force_handlers,
         })
+    }
+}
+
+impl RunArgs {
+    /// `-K`, `--become-password-file`, then the `become_password_file` setting.
+    fn become_password(&self, config: &crate::config::Config) -> Result<Option<String>> {
+        if self.ask_become_pass {
+            let alternative = "--become-password-file or ansible_become_password";
+            return password::prompt("BECOME password: ", "-K", alternative).map(Some);
+        }
+        match self.become_password_file.as_ref().or(config.become_password_file.as_ref()) {
+            Some(path) => password::from_file(path, "become password").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `-k`, `--connection-password-file`, then the `connection_password_file` setting.
+    fn connection_password(&self, config: &crate::config::Config) -> Result<Option<String>> {
+        if self.ask_pass {
+            let alternative = "--connection-password-file or ansible_password";
+            return password::prompt("SSH password: ", "-k", alternative).map(Some);
+        }
+        match self.connection_password_file.as_ref().or(config.connection_password_file.as_ref()) {
+            Some(path) => password::from_file(path, "connection password").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every vault secret given: `--vault-id`, `--vault-password-file`, the setting, `-J`.
+    pub fn vault_secrets(&self) -> Result<Vec<vault::Secret>> {
+        let config = crate::config::current()?;
+        let mut sources: Vec<(String, String)> = Vec::new();
+        for identity in &self.vault_id {
+            match identity.split_once('@') {
+                Some((label, source)) => sources.push((label.to_string(), source.to_string())),
+                None => sources.push(("default".into(), identity.clone())),
+            }
+        }
+        for path in &self.vault_password_file {
+            sources.push(("default".into(), path.display().to_string()));
+        }
+        if sources.is_empty()
+            && let Some(path) = &config.vault_password_file
+        {
+            sources.push(("default".into(), path.display().to_string()));
+        }
+        if self.ask_vault_password {
+            sources.push(("default".into(), "prompt".into()));
+        }
+        let mut secrets = Vec::new();
+        for (id, source) in sources {
+            let password = if source == "prompt" {
+                let prompt = if id == "default" {
+                    "Vault password: ".to_string()
+                } else {
+                    format!("Vault password ({id}): ")
+                };
+                password::prompt(&prompt, "-J/--vault-id ...@prompt", "--vault-password-file")?
+            } else {
+                password::from_file(std::path::Path::new(&source), "vault password")?
+                    .trim()
+                    .to_string()
+            };
+            secrets.push(vault::Secret { id, password: password.into_bytes() });
+        }
+        Ok(secrets)
     }
 }
 

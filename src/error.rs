@@ -67,6 +67,10 @@ pub enum Error {
     #[error("{mark}: {message}")]
     RoleNotFound { mark: Mark, message: String },
 
+    /// A vault envelope that could not be opened (no secret, wrong secret, bad data).
+    #[error("{what}: {message}")]
+    VaultFailed { what: String, message: String },
+
     #[error("{step}: {message}")]
     ImageFailed { step: String, message: String },
 

@@ -14,6 +14,8 @@ pub mod inventory;
 pub mod lab;
 pub mod modules;
 pub mod output;
+pub mod password;
 pub mod playbook;
 pub mod template;
+pub mod vault;
 pub mod yaml;

@@ -50,6 +50,26 @@ pub struct Become {
     pub user: String,
     pub method: String,
     pub flags: String,
+    /// The become password, fed to sudo on stdin ahead of the command's own input.
+    pub password: Option<String>,
+}
+
+impl Become {
+    /// The bytes to send on stdin: the password line first when sudo may ask for it.
+    pub fn stdin(&self, input: Option<&[u8]>) -> Option<Vec<u8>> {
+        match (&self.password, self.enabled && is_sudo(&self.method)) {
+            (Some(password), true) => {
+                let mut bytes = format!("{password}\n").into_bytes();
+                bytes.extend_from_slice(input.unwrap_or_default());
+                Some(bytes)
+            }
+            _ => input.map(<[u8]>::to_vec),
+        }
+    }
+}
+
+fn is_sudo(method: &str) -> bool {
+    matches!(method, "" | "sudo")
 }
 
 impl Connection {
@@ -79,8 +99,29 @@ pub fn wrap_become(command: &str, settings: &Become) -> Result<String, String> {
     match settings.method.as_str() {
         "" | "sudo" => {
             let flags = if settings.flags.is_empty() { "-H -S -n" } else { &settings.flags };
-            Ok(format!("sudo {flags} -u {} /bin/sh -c {}", quote(user), quote(command)))
+            let sudo = |flags: &str| {
+                format!("sudo {flags} -u {} /bin/sh -c {}", quote(user), quote(command))
+            };
+            if settings.password.is_none() {
+                return Ok(sudo(flags));
+            }
+            // stdin starts with the password line. sudo -S reads exactly that line when it
+            // asks; when it needs none (NOPASSWD, a cached ticket) the shell reads the line
+            // away, so the command never sees the password.
+            let asking: Vec<&str> = flags.split_whitespace().filter(|f| *f != "-n").collect();
+            Ok(format!(
+                "if sudo -n -u {user} true 2>/dev/null; then IFS= read -r _; exec {quiet}; \
+                 else exec {asking}; fi",
+                user = quote(user),
+                quiet = sudo(flags),
+                asking = sudo(&format!("{} -p ''", asking.join(" "))),
+            ))
         }
+        "su" if settings.password.is_some() => Err(
+            "not supported yet: become_method su with a password (su reads it from a terminal); \
+             use sudo"
+                .to_string(),
+        ),
         "su" => Ok(format!("su {} -c {}", quote(user), quote(command))),
         other => Err(format!("not supported yet: become_method `{other}` (use sudo or su)")),
     }

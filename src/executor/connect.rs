@@ -118,7 +118,9 @@ pub fn settings(
             }
         }
     }
-    let password = text(vars, "ansible_password").or_else(|| text(vars, "ansible_ssh_pass"));
+    let password = text(vars, "ansible_password")
+        .or_else(|| text(vars, "ansible_ssh_pass"))
+        .or_else(|| options.connection_password.clone());
     let timeout = match text(vars, "ansible_ssh_timeout") {
         Some(seconds) => seconds.trim().parse::<u64>().map_err(|_| {
             format!("ansible_ssh_timeout must be a number of seconds, got {seconds}")

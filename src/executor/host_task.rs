@@ -1036,15 +1036,14 @@ fn become_settings(
     let flags = pick("become_flags", "ansible_become_flags")?
         .map(|v| display_string(&v))
         .unwrap_or_default();
-    if enabled {
-        let password = context
-            .raw()
-            .get("ansible_become_password")
-            .or_else(|| context.raw().get("ansible_become_pass"));
-        if password.is_some_and(|p| !display_string(p).is_empty()) {
-            return Err("not supported yet: a become password (ansible_become_password); use passwordless sudo".into());
-        }
+    // `ansible_become_password` (or `_pass`) wins over -K and the password file.
+    let password = match pick("", "ansible_become_password")? {
+        Some(value) => Some(value),
+        None => pick("", "ansible_become_pass")?,
     }
+    .map(|value| display_string(&value))
+    .or_else(|| shared.options.become_password.clone())
+    .filter(|password| enabled && !password.is_empty());
     let _ = quote;
-    Ok(Become { enabled, user, method, flags })
+    Ok(Become { enabled, user, method, flags, password })
 }

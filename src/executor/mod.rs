@@ -43,6 +43,10 @@ pub struct Options {
     pub become_: bool,
     pub become_user: Option<String>,
     pub become_method: Option<String>,
+    /// From `-K` or a become password file; `ansible_become_password` wins over it.
+    pub become_password: Option<String>,
+    /// From `-k` or a connection password file; `ansible_password` wins over it.
+    pub connection_password: Option<String>,
     pub check: bool,
     pub diff: bool,
     pub verbosity: u8,
@@ -691,7 +695,6 @@ impl<'s> Runner<'s> {
         let batches = batch::batches(&hosts, &play.rollout.serial);
         let count = batches.len();
         for (index, batch) in batches.into_iter().enumerate() {
-            display.banner(&format!("PLAY [{title}]"));
             self.progress.start_batch(index + 1, count, batch.len());
             let mut scope = PlayScope {
                 name: title.clone(),
@@ -705,7 +708,9 @@ impl<'s> Runner<'s> {
                 handlers: play.handlers.clone(),
                 rollout: play.rollout.clone(),
             };
+            // A vars file that cannot be read (or decrypted) stops the run before the play.
             self.load_vars_files(play, &scope)?;
+            display.banner(&format!("PLAY [{title}]"));
             self.run_batch(play, &mut scope).await;
             let outcomes = batch
                 .iter()

@@ -102,8 +102,7 @@ impl Inventory {
     }
 
     fn load_file(&mut self, path: &Path) -> Result<()> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::FileRead { path: path.to_path_buf(), source })?;
+        let text = crate::yaml::read_text(path)?;
         let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         if matches!(extension, "yml" | "yaml" | "json") {
             return yaml_format::parse(self, path);

@@ -28,6 +28,13 @@ pub async fn run_copy(call: &mut Call<'_>) -> Outcome {
             }
             let bytes = std::fs::read(&path)
                 .map_err(|error| fail(format!("could not read {}: {error}", path.display())))?;
+            // A vaulted source is copied decrypted, as with ansible-core's `decrypt: true`.
+            let decrypt = call.args.flag(&["decrypt"], true)?;
+            let bytes = if decrypt && crate::vault::is_encrypted(&bytes) {
+                crate::vault::decrypt(&bytes, &path.display().to_string()).map_err(fail)?
+            } else {
+                bytes
+            };
             (bytes, Some(path))
         }
         (Some(_), Some(_)) => return Err(fail("parameters are mutually exclusive: content|src")),

@@ -164,7 +164,10 @@ fn walk(directory: &Path, level: i64, depth: i64, out: &mut Vec<PathBuf>) -> Res
 }
 
 fn read(path: &Path) -> Result<Map<String, Value>, String> {
-    let node = crate::yaml::load_file(path).map_err(|error| error.to_string())?;
+    let node = crate::yaml::load_file(path).map_err(|error| match error {
+        crate::error::Error::VaultFailed { message, .. } => message,
+        other => other.to_string(),
+    })?;
     match node.to_value() {
         Value::Object(vars) => Ok(vars),
         Value::Null => Ok(Map::new()),

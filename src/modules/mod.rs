@@ -111,7 +111,8 @@ impl Remote {
             line = crate::connection::with_time_limit(&line, limit);
         }
         let wrapped = wrap_become(&line, &self.become_settings).map_err(fail)?;
-        let output = self.connection.exec(&wrapped, stdin).await?;
+        let input = self.become_settings.stdin(stdin);
+        let output = self.connection.exec(&wrapped, input.as_deref()).await?;
         if let Some(message) = become_failure(&self.become_settings, &output) {
             return Err(fail(message));
         }
@@ -141,6 +142,11 @@ impl Remote {
 fn become_failure(settings: &Become, output: &Output) -> Option<String> {
     let sudo = settings.enabled && matches!(settings.method.as_str(), "" | "sudo");
     let stderr = output.stderr_text();
+    let wrong_password =
+        stderr.starts_with("Sorry, try again.") || stderr.contains("incorrect password attempt");
+    if sudo && settings.password.is_some() && output.rc == 1 && wrong_password {
+        return Some("Incorrect sudo password".to_string());
+    }
     let refused =
         sudo && output.rc == 1 && output.stdout.is_empty() && stderr.starts_with("sudo: ");
     refused.then(|| {

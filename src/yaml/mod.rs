@@ -97,9 +97,24 @@ impl Node {
 
 /// Reads and parses a YAML file; an empty file is a null document.
 pub fn load_file(path: &Path) -> Result<Node> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| Error::FileRead { path: path.to_path_buf(), source })?;
+    let text = read_text(path)?;
     load_str(path, text)
+}
+
+/// A file's text, decrypted first when it is a vault envelope.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path)
+        .map_err(|source| Error::FileRead { path: path.to_path_buf(), source })?;
+    let bytes = if crate::vault::is_encrypted(&bytes) {
+        crate::vault::decrypt(&bytes, &path.display().to_string())
+            .map_err(|message| Error::VaultFailed { what: path.display().to_string(), message })?
+    } else {
+        bytes
+    };
+    String::from_utf8(bytes).map_err(|_| Error::FileRead {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
+    })
 }
 
 /// Parses YAML text that came from `path` (used for messages only).

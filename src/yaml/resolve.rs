@@ -59,9 +59,14 @@ pub fn tagged(handle: &str, suffix: &str, text: String, mark: &Mark) -> Result<V
         ("tag:yaml.org,2002:", "bool") | ("!!", "bool") => Ok(plain(&text)),
         ("tag:yaml.org,2002:", "float") | ("!!", "float") => Ok(plain(&text)),
         ("!", "unsafe") => Ok(Value::String(unsafe_text(&text))),
-        ("!", "vault") => Err(Error::NotSupported {
-            what: format!("{}: inline `!vault` values", mark.location()),
-        }),
+        ("!", "vault") => {
+            let plain = crate::vault::decrypt(text.trim().as_bytes(), &mark.location())
+                .map_err(|message| Error::VaultFailed { what: mark.location(), message })?;
+            String::from_utf8(plain).map(Value::String).map_err(|_| Error::VaultFailed {
+                what: mark.location(),
+                message: "the vaulted value is not UTF-8 text".into(),
+            })
+        }
         _ => Ok(plain(&text)),
     }
 }
