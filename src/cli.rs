@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run playbooks against an inventory, like ansible-playbook.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Bake a Raspberry Pi image from a recipe in images/.
     Bake(BakeArgs),
     /// Write an image to a card (or a file) with this card's own identity.
