@@ -100,9 +100,10 @@ impl Runner<'_> {
                     state.ended = true;
                 }
             }
-            // A host that failed in this play stays out of it, but later plays take it back.
+            // Every host of the play, not only the batch: a host that failed stays out of
+            // this play, but later plays take it back.
             "clear_host_errors" => {
-                for name in &scope.all_hosts {
+                for name in &scope.play_hosts_all {
                     if let Some(state) = self.hosts.get_mut(name)
                         && (state.failed || state.unreachable)
                     {
@@ -113,7 +114,7 @@ impl Runner<'_> {
                 }
             }
             "clear_facts" => {
-                for name in &scope.all_hosts {
+                for name in &scope.play_hosts_all {
                     if let Some(state) = self.hosts.get_mut(name) {
                         state.facts.clear();
                     }
