@@ -60,6 +60,10 @@ pub enum Error {
     #[error("{message}")]
     ArgumentInvalid { message: String },
 
+    /// A file named on the command line or in a playbook that is not there.
+    #[error("{message}")]
+    FileMissing { message: String },
+
     #[error("not supported yet: {what}")]
     NotSupported { what: String },
 

@@ -74,7 +74,12 @@ fn lab(command: &LabCommand) -> i32 {
 
 /// `bramble burn --list`: data on stdout, one disk a line.
 fn list_removable_disks() {
-    for device in image::target::removable_devices() {
+    let devices = image::target::removable_devices();
+    if devices.is_empty() {
+        // stdout stays empty for scripts; a person still learns why nothing is listed.
+        eprintln!("no removable disk found (SD card readers and USB disks are listed here)");
+    }
+    for device in devices {
         let size = image::host::human_size(device.bytes);
         println!("{}\t{size}\t{}", device.path.display(), device.model);
     }

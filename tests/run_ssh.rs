@@ -321,13 +321,16 @@ fn a_limit_that_matches_nothing_is_an_error() {
 }
 
 #[test]
-fn an_ansible_cfg_is_reported_as_ignored() {
+fn an_unsupported_ansible_cfg_setting_is_named_as_ignored() {
     let test = Test::new()
         .file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n")
         .file("hosts", "pi1 ansible_connection=local\n")
-        .file("ansible.cfg", "[defaults]\nforks = 3\n")
+        .file("ansible.cfg", "[defaults]\nforks = 3\nstdout_callback = yaml\n")
         .arg("site.yml")
         .arg("-i")
         .arg("hosts");
-    test.bramble().success().stderr_has("not supported yet: settings in ansible.cfg are ignored");
+    test.bramble()
+        .success()
+        .stderr_has("not supported yet: the setting [defaults] stdout_callback (")
+        .stderr_has("ansible.cfg:3) is ignored");
 }

@@ -130,10 +130,10 @@ const PLAY_KEYWORDS_UNSUPPORTED: &[&str] = &["vars_prompt", "module_defaults", "
 impl Playbook {
     pub fn load(path: &Path) -> Result<Playbook> {
         if !path.is_file() {
-            return Err(Error::argument(format!(
-                "the playbook: {} could not be found",
-                path.display()
-            )));
+            // ansible-playbook exits 1 here, not with its bad-options code.
+            return Err(Error::FileMissing {
+                message: format!("the playbook: {} could not be found", path.display()),
+            });
         }
         let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let path = absolute.as_path();
@@ -346,16 +346,38 @@ pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, candidate)| candidate)
 }
 
+/// Edits between two words, a swap of neighbours counting as one (the commonest typo:
+/// `cpoy` is one edit from `copy` and two from `cron`).
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    // rows[i][j]: edits between a[..i] and b[..j]; only the last two rows are needed.
+    let mut before: Vec<usize> = Vec::new();
     let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            current.push((previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1));
+    for i in 1..=a.len() {
+        let mut current = vec![i];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (previous[j - 1] + cost).min(previous[j] + 1).min(current[j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(before[j - 2] + 1);
+            }
+            current.push(best);
         }
-        previous = current;
+        before = std::mem::replace(&mut previous, current);
     }
     previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closest;
+
+    #[test]
+    fn a_swap_of_neighbours_is_the_nearest_suggestion() {
+        assert_eq!(closest("cpoy", &["cron", "copy"]), Some("copy"));
+        assert_eq!(closest("whn", &["when", "with_items"]), Some("when"));
+        assert_eq!(closest("tepmlate", &["template", "tempfile"]), Some("template"));
+        assert_eq!(closest("zzzzzz", &["copy"]), None);
+    }
 }

@@ -94,6 +94,35 @@ const TASK_KEYWORDS: &[&str] = &[
 const TASK_KEYWORDS_UNSUPPORTED: &[&str] = &["debugger", "module_defaults"];
 
 /// Loads a list of tasks from a `tasks:`-like section.
+/// What `loop_control` may hold; ansible-core refuses any other key at parse time.
+const LOOP_CONTROL_KEYS: &[&str] =
+    &["loop_var", "index_var", "label", "pause", "extended", "extended_allitems"];
+
+/// A misspelt `loop_control` key would otherwise be ignored and the loop run unlabelled.
+fn check_loop_control(node: &Node) -> Result<()> {
+    let Some(entries) = node.as_map() else {
+        // A templated value is only known per host; the executor reads it then.
+        return Ok(());
+    };
+    for (key, value) in entries {
+        if key == "break_when" {
+            return Err(Error::NotSupported {
+                what: format!("{}: loop_control `break_when`", value.mark.location()),
+            });
+        }
+        if !LOOP_CONTROL_KEYS.contains(&key.as_str()) {
+            return Err(Error::invalid(
+                &value.mark,
+                format!(
+                    "'{key}' is not a valid attribute for a LoopControl (expected one of {})",
+                    LOOP_CONTROL_KEYS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn load_list(
     node: Option<&Node>,
     base: &Path,
@@ -151,6 +180,9 @@ impl Task {
             if TASK_KEYWORDS.contains(&key.as_str()) {
                 if key == "throttle" {
                     super::rollout::check_throttle(value)?;
+                }
+                if key == "loop_control" {
+                    check_loop_control(value)?;
                 }
                 keywords.insert(key.clone(), value.to_value());
                 continue;

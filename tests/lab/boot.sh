@@ -4,7 +4,8 @@
 #
 # State lives in $lab_dir/run/NAME/: overlay.qcow2, qemu.pid, port, image
 # and console.log (the serial console, kept after stop.sh for debugging).
-# BRAMBLE_LAB_BOOT_TIMEOUT sets how many seconds to wait for ssh (180).
+# BRAMBLE_LAB_BOOT_TIMEOUT sets how many seconds to wait for ssh (900: a loaded
+# 2-core machine has been seen to need over 15 minutes under TCG).
 set -euo pipefail
 
 # shellcheck source=lib.sh
@@ -67,7 +68,7 @@ start_qemu() {
 
 wait_for_ssh() {
     local name=$1 port=$2 run=$3 deadline options
-    deadline=$((SECONDS + ${BRAMBLE_LAB_BOOT_TIMEOUT:-180}))
+    deadline=$((SECONDS + ${BRAMBLE_LAB_BOOT_TIMEOUT:-900}))
     mapfile -t options < <(lab_ssh_options)
     until timeout 30 ssh "${options[@]}" -p "$port" pi@127.0.0.1 true 2>/dev/null; do
         if ! pid_matches "$run/qemu.pid" "$run/overlay.qcow2"; then
@@ -75,7 +76,7 @@ wait_for_ssh() {
         fi
         if ((SECONDS >= deadline)); then
             boot_failed "$name" "$run" "guest $name gave no ssh login within" \
-                "${BRAMBLE_LAB_BOOT_TIMEOUT:-180} s"
+                "${BRAMBLE_LAB_BOOT_TIMEOUT:-900} s"
         fi
         sleep 2
     done
@@ -84,9 +85,10 @@ wait_for_ssh() {
 boot_failed() {
     local name=$1 run=$2
     shift 2
-    tail -n 40 "$run/console.log" >&2 || true
+    # The console log holds the guest's terminal escapes; strip them for a readable tail.
+    tail -n 40 "$run/console.log" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' >&2 || true
     "$lab_scripts/stop.sh" "$name"
-    die "$*" "the lines above end the serial console log, $run/console.log"
+    die "$*" "the lines above end the serial console log, $run/console.log; a slow or loaded machine may only need a longer BRAMBLE_LAB_BOOT_TIMEOUT (seconds)"
 }
 
 main "$@"
