@@ -50,6 +50,7 @@ const INITRAMFS_CONF: &str = "# bramble: the image boots on qemu's virtio device
 MODULES=list\nRESUME=none\n";
 const INITRAMFS_MODULES: &str = "virtio_pci\nvirtio_blk\nvirtio_net\nvirtio_scsi\nvirtio_rng\n\
 virtio_mmio\next4\nvfat\nnls_cp437\nnls_ascii\n";
+const INITRAMFS_MODULES_FILE: &str = "usr/share/initramfs-tools/modules.d/bramble";
 
 /// Keeps the kernel and initramfs on the boot partition current, where a Pi's firmware
 /// (and the qemu boot test) look for them.
@@ -142,7 +143,8 @@ fn hex_digest(parts: &[&str]) -> String {
 pub fn rootfs_key(spec: &Debootstrap) -> String {
     let packages = packages(spec).join(",");
     hex_digest(&[
-        "rootfs-1",
+        "rootfs-2",
+        INITRAMFS_MODULES_FILE,
         &spec.suite,
         &spec.architecture,
         &spec.mirror,
@@ -217,7 +219,9 @@ async fn build_rootfs(
     .await?;
 
     write_file(&root, "etc/initramfs-tools/conf.d/bramble", INITRAMFS_CONF, 0o644)?;
-    write_file(&root, "etc/initramfs-tools/modules.d/bramble.conf", INITRAMFS_MODULES, 0o644)?;
+    // mkinitramfs reads /etc/initramfs-tools/modules (a conffile, which dpkg would ask
+    // about if changed) and /usr/share/initramfs-tools/modules.d/*, not /etc/…/modules.d.
+    write_file(&root, INITRAMFS_MODULES_FILE, INITRAMFS_MODULES, 0o644)?;
     write_file(&root, "etc/initramfs/post-update.d/bramble-firmware", FIRMWARE_HOOK, 0o755)?;
     trim_package_lists(&root)?;
     steps.start("debootstrap, second stage");
@@ -380,7 +384,7 @@ cp \"/boot/initrd.img-$version\" /boot/firmware/initrd.img
 for dtb in /usr/lib/linux-image-\"$version\"/broadcom/bcm27*.dtb; do
   [ -e \"$dtb\" ] && cp \"$dtb\" /boot/firmware/
 done
-rm -f /etc/initramfs-tools/conf.d/bramble
+rm -f /etc/initramfs-tools/conf.d/bramble /usr/share/initramfs-tools/modules.d/bramble
 systemctl enable systemd-networkd.service regenerate-ssh-host-keys.service
 rm -f /etc/ssh/ssh_host_*
 echo uninitialized > /etc/machine-id
