@@ -1,10 +1,11 @@
-//! apt, package, package_facts and cron against ansible-core on the same inputs: two chroots
-//! of one Debian trixie root (ansible-playbook reaches its copy with community.general.chroot,
-//! bramble its own with `ansible_connection=chroot`), a signed local repository of tiny
-//! packages served on 127.0.0.1, and the same steps run on both. Each step runs twice
-//! (changed, then ok), results are compared key by key, and the end states (dpkg's view of
-//! every package, apt's manual marks, root's crontab and /etc/cron.d) must be the same. Nothing reaches the internet and
-//! this machine's own packages are never touched.
+//! apt, package, package_facts, apt_repository, deb822_repository, apt_key, timezone and cron
+//! against ansible-core on the same inputs: two chroots of one Debian trixie root
+//! (ansible-playbook reaches its copy with community.general.chroot, bramble its own with
+//! `ansible_connection=chroot`), a signed local repository of tiny packages served on
+//! 127.0.0.1, and the same steps run on both. Each step runs twice (changed, then ok), results
+//! are compared key by key, and the end states (dpkg's view of every package, apt's manual
+//! marks, sources and keyrings, root's crontab and /etc/cron.d, the time zone files) must be
+//! the same. Nothing reaches the internet and this machine's own packages are never touched.
 
 mod common;
 
@@ -69,6 +70,19 @@ impl World {
             )
             .expect("sources");
         }
+        // ansible-core's deb822_repository needs python-debian on the target; the root
+        // has none, so the oracle's copy gets the controller's (pure Python, with chardet).
+        for package in ["debian", "chardet"] {
+            let source = Path::new("/usr/lib/python3/dist-packages").join(package);
+            assert!(source.is_dir(), "{} is missing: install python3-debian", source.display());
+            sh(&format!(
+                "cp -r {} {}",
+                source.display(),
+                path.join("oracle/usr/lib/python3/dist-packages").display()
+            ));
+        }
+        // The armored key is served too, for signed_by and apt_key as a URL.
+        std::fs::copy(path.join("key.asc"), path.join("repo/key.asc")).expect("key.asc");
         let server = Command::new("python3")
             .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
             .arg(path.join("repo"))
@@ -104,7 +118,10 @@ impl World {
              crontab -l 2>/dev/null | grep -v '^# [D(]'; echo cron.d:; \
              ls -l /etc/cron.d | grep -v e2scrub; cat /etc/cron.d/bramble* 2>/dev/null; \
              echo sources:; stat -c '%n %a %s' /etc/apt/sources.list* /etc/apt/sources.list.d/*; \
-             cat /etc/apt/sources.list.d/*; true\"",
+             cat /etc/apt/sources.list.d/*; echo keyrings:; \
+             stat -c '%n %a %s' /etc/apt/keyrings/*; sha256sum /etc/apt/keyrings/*; \
+             echo timezone:; readlink /etc/localtime; cat /etc/timezone /etc/default/rcS \
+             /var/log/bramble-hwclock 2>/dev/null; true\"",
             self.root(side).display()
         ))
     }
@@ -390,4 +407,91 @@ fn cron_matches_ansible() {
         target[0]["msg"],
         "To use cron_file=... parameter you must specify user=... as well"
     );
+}
+
+/// deb822_repository (key by URL, by path and inline; removal; apt reading what it wrote),
+/// apt_key on a Debian without apt-key, and timezone in a chroot with no systemd running.
+#[test]
+fn deb822_apt_key_and_timezone_match_ansible() {
+    let world = World::new();
+    let base = format!("http://127.0.0.1:{}/", world.port);
+    for side in ["oracle", "target"] {
+        let one_line = world.root(side).join("etc/apt/sources.list.d/bramble-tests.list");
+        std::fs::remove_file(one_line).expect("the one-line source");
+    }
+
+    // A key by URL: fetched into /etc/apt/keyrings, and apt trusts what it signs.
+    let by_url = format!(
+        "{{name: 'Bramble_URL repo', uris: '{base}', suites: './', signed_by: '{base}key.asc', \
+         architectures: [amd64], enabled: true, by_hash: false}}"
+    );
+    check_mode(&world, "check a deb822 repository", "deb822_repository", &by_url);
+    let (_, target) = step(&world, "deb822 with a key by URL", "deb822_repository", &by_url);
+    assert_eq!(target[0]["key_filename"], "/etc/apt/keyrings/bramble-url-repo.asc");
+    assert_eq!(target[0]["dest"], "/etc/apt/sources.list.d/bramble-url-repo.sources");
+    let (oracle, target) = world.run(&once("apt", "{update_cache: true}"), &[]);
+    compare("update_cache through the deb822 source", &oracle[0], &target[0]);
+    assert_eq!(target[0]["failed"].as_bool(), None, "apt update failed\n{:#}", target[0]);
+    step(&world, "a package from the deb822 source", "apt", "{name: bramble-dep}");
+    let gone = "{name: 'Bramble_URL repo', state: absent}";
+    check_mode(&world, "check removing a deb822 repository", "deb822_repository", gone);
+    step(&world, "deb822 removed with its key", "deb822_repository", gone);
+
+    // A keyring already on the host is named as it is; -D shows the same.
+    let by_path = format!(
+        "{{name: by-path, uris: ['{base}'], suites: ['./'], types: deb, \
+         signed_by: /etc/apt/keyrings/bramble-tests.gpg, mode: '0600'}}"
+    );
+    let (oracle, target) = world.run(&once("deb822_repository", &by_path), &["--diff"]);
+    compare("deb822 with a key by path", &oracle[0], &target[0]);
+    assert_eq!(target[0]["key_filename"], "/etc/apt/keyrings/bramble-tests.gpg");
+    assert_eq!(world.state("oracle"), world.state("target"), "deb822 by path: end state");
+    step(&world, "by-path removed", "deb822_repository", "{name: by-path, state: absent}");
+
+    // An inline armored key goes into the stanza on continuation lines.
+    let key = world.dir.path().join("key.asc");
+    let inline = format!(
+        "{{name: inline, uris: '{base}', suites: './', \
+         signed_by: \"{{{{ lookup('file', '{}') }}}}\"}}",
+        key.display()
+    );
+    step(&world, "deb822 with an inline key", "deb822_repository", &inline);
+    let (oracle, target) = world.run(&once("apt", "{update_cache: true}"), &[]);
+    compare("update_cache with the inline key", &oracle[0], &target[0]);
+    assert_eq!(target[0]["failed"].as_bool(), None, "apt update failed\n{:#}", target[0]);
+
+    // Debian 13 has no apt-key: both fail and name it.
+    let (oracle, target) =
+        world.run(&once("apt_key", &format!("{{url: '{base}key.asc', keyring: /k.gpg}}")), &[]);
+    compare("apt_key without apt-key", &oracle[0], &target[0]);
+    let message = target[0]["msg"].as_str().unwrap_or_default();
+    assert!(message.starts_with("Failed to find required executable \"apt-key\" in paths: "));
+
+    // No systemd runs in a chroot, so both go Debian's way, which needs hwclock: absent from
+    // this root, then a stand-in that records its arguments (the real one would set this
+    // machine's clock).
+    let zone = "{name: Europe/Paris, hwclock: UTC}";
+    let (oracle, target) = world.run(&once("community.general.timezone", zone), &[]);
+    compare("timezone without hwclock", &oracle[0], &target[0]);
+    let message = target[0]["msg"].as_str().unwrap_or_default();
+    assert!(message.starts_with("Failed to find required executable \"hwclock\""), "{message}");
+    for side in ["oracle", "target"] {
+        let hwclock = world.root(side).join("usr/sbin/hwclock");
+        std::fs::write(&hwclock, "#!/bin/sh\necho \"$@\" >>/var/log/bramble-hwclock\n")
+            .expect("hwclock");
+        sh(&format!("chmod 0755 {}", hwclock.display()));
+    }
+    check_mode(&world, "check a time zone", "community.general.timezone", zone);
+    let (oracle, target) = step(&world, "time zone", "community.general.timezone", zone);
+    for (oracle, target) in oracle.iter().zip(&target) {
+        assert_eq!((&oracle["msg"], &oracle["diff"]), (&target["msg"], &target["diff"]));
+    }
+    let tokyo = "{name: Asia/Tokyo}";
+    let (oracle, target) = world.run(&once("timezone", tokyo), &["--diff", "--check"]);
+    compare("time zone under -C -D", &oracle[0], &target[0]);
+    assert_eq!(oracle[0]["diff"], target[0]["diff"]);
+    let (oracle, target) = world.run(&once("timezone", "{name: Nowhere/Land}"), &[]);
+    compare("unknown time zone", &oracle[0], &target[0]);
+    assert_eq!(oracle[0]["msg"], target[0]["msg"]);
+    assert_eq!(world.state("oracle"), world.state("target"), "time zones: end state");
 }

@@ -14,7 +14,7 @@ pub enum FileKind {
 }
 
 /// What `stat` reports about a path (not following a final symlink).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileState {
     pub kind: FileKind,
     pub mode: String,

@@ -2,6 +2,7 @@
 //! following Validate → Query → Modify, and stops after Query in check mode.
 
 mod apt;
+mod apt_key;
 mod apt_repository;
 mod args;
 mod assemble;
@@ -11,6 +12,7 @@ mod command;
 mod control;
 mod copy;
 mod cron;
+mod deb822_repository;
 mod docker;
 mod edit;
 mod fetch;
@@ -33,6 +35,7 @@ mod stat;
 mod sysctl;
 mod systemd;
 mod tempfile;
+mod timezone;
 mod unarchive;
 mod uri;
 mod user;
@@ -275,6 +278,40 @@ const SPECS: &[Spec] = &[
             "codename",
         ],
     },
+    Spec {
+        name: "deb822_repository",
+        aliases: &[],
+        params: &[
+            "allow_downgrade_to_insecure",
+            "allow_insecure",
+            "allow_weak",
+            "architectures",
+            "by_hash",
+            "check_date",
+            "check_valid_until",
+            "components",
+            "date_max_future",
+            "enabled",
+            "inrelease_path",
+            "languages",
+            "name",
+            "pdiffs",
+            "signed_by",
+            "suites",
+            "targets",
+            "trusted",
+            "types",
+            "uris",
+            "mode",
+            "state",
+        ],
+    },
+    Spec {
+        name: "apt_key",
+        aliases: &[],
+        params: &["id", "url", "data", "file", "keyring", "validate_certs", "keyserver", "state"],
+    },
+    Spec { name: "timezone", aliases: &[], params: &["name", "hwclock", "rtc"] },
     Spec {
         name: "cron",
         aliases: &[],
@@ -868,6 +905,9 @@ pub const NAMES: &[&str] = &[
     "package",
     "package_facts",
     "apt_repository",
+    "deb822_repository",
+    "apt_key",
+    "timezone",
     "cron",
     "copy",
     "template",
@@ -985,6 +1025,9 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         "package" => package::run(call).await,
         "package_facts" => package_facts::run(call).await,
         "apt_repository" => apt_repository::run(call).await,
+        "deb822_repository" => deb822_repository::run(call).await,
+        "apt_key" => apt_key::run(call).await,
+        "timezone" => timezone::run(call).await,
         "cron" => cron::run(call).await,
         "copy" => copy::run_copy(call).await,
         "template" => copy::run_template(call).await,
