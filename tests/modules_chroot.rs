@@ -495,3 +495,87 @@ fn deb822_apt_key_and_timezone_match_ansible() {
     assert_eq!(oracle[0]["msg"], target[0]["msg"]);
     assert_eq!(world.state("oracle"), world.state("target"), "time zones: end state");
 }
+
+/// apt_key where apt-key exists (Debian 12, as this machine): both tools on this machine
+/// through a local connection, each on its own keyring file in a temporary directory, so no
+/// key of this machine's apt is ever read or written.
+#[test]
+fn apt_key_matches_ansible_where_apt_key_exists() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path();
+    sh(&format!(
+        "export GNUPGHOME={0}/gnupg; mkdir -m 0700 $GNUPGHOME; \
+         gpg --batch --quiet --passphrase '' --quick-gen-key \
+         'bramble apt_key tests <tests@bramble.invalid>' ed25519 sign never; \
+         gpg --batch --armor --export >{0}/key.asc",
+        path.display()
+    ));
+    let listing = sh(&format!("gpg --with-colons {}/key.asc 2>/dev/null", path.display()));
+    let fingerprint = listing.lines().find_map(|line| line.split(':').nth(4)).unwrap_or_default();
+    let inventory = format!(
+        "oracle ansible_connection=local ansible_python_interpreter=/usr/bin/python3 \
+         keyring={0}/oracle.gpg\ntarget ansible_connection=local keyring={0}/target.gpg\n",
+        path.display()
+    );
+    let both = |tasks: &str, extra: &[&str]| -> (Vec<Value>, Vec<Value>) {
+        let playbook = format!("- hosts: HOST\n  gather_facts: false\n  tasks:\n{tasks}");
+        let mut results = Vec::new();
+        for side in ["oracle", "target"] {
+            let mut test = Test::new()
+                .file("site.yml", &playbook.replace("HOST", side))
+                .file("hosts", &inventory)
+                .arg("site.yml")
+                .arg("-i")
+                .arg("hosts");
+            for argument in extra {
+                test = test.arg(argument);
+            }
+            let run = if side == "oracle" { test.ansible() } else { test.bramble() };
+            assert!(run.code == 0, "{side} failed to run\n{}\n{}", run.stdout, run.stderr);
+            results.push(registered(&run.stdout));
+        }
+        let target = results.pop().unwrap_or_default();
+        (results.pop().unwrap_or_default(), target)
+    };
+    let keys = |side: &str| {
+        let keyring = path.join(format!("{side}.gpg"));
+        if !keyring.exists() {
+            return String::new();
+        }
+        sh(&format!(
+            "gpg --with-colons --show-keys {} 2>/dev/null | grep ^fpr; true",
+            keyring.display()
+        ))
+    };
+    let keyring = "keyring: '{{ keyring }}'";
+
+    if !Path::new("/usr/bin/apt-key").exists() {
+        let (oracle, target) =
+            both(&once("apt_key", &format!("{{id: {fingerprint}, {keyring}}}")), &[]);
+        compare("apt_key without apt-key", &oracle[0], &target[0]);
+        assert_eq!(target[0]["failed"], true, "apt-key is missing here\n{:#}", target[0]);
+        return;
+    }
+    let key = path.join("key.asc");
+    let steps = [
+        ("a key from a file", format!("{{file: '{}', {keyring}}}", key.display())),
+        (
+            "the same key as data",
+            format!("{{data: \"{{{{ lookup('file', '{}') }}}}\", {keyring}}}", key.display()),
+        ),
+        ("removed by id", format!("{{id: '{fingerprint}', {keyring}, state: absent}}")),
+    ];
+    for (index, (name, args)) in steps.iter().enumerate() {
+        let (oracle, target) = both(&once("apt_key", args), &["--check"]);
+        compare(name, &oracle[0], &target[0]);
+        let (oracle, target) = both(&twice("apt_key", args), &[]);
+        for (oracle, target) in oracle.iter().zip(&target) {
+            compare(name, oracle, target);
+        }
+        // The data step finds the key the file step added.
+        assert_eq!(target[0]["changed"], index != 1, "{name}: first run\n{:#}", target[0]);
+        assert_eq!(target[1]["changed"], false, "{name}: second run\n{:#}", target[1]);
+        assert_eq!(keys("oracle"), keys("target"), "{name}: keyrings");
+    }
+    assert!(!keys("target").contains(fingerprint), "the key was not removed");
+}
