@@ -204,6 +204,9 @@ pub struct RunArgs {
     /// Seconds to wait for a host to connect or to answer keepalives before it is unreachable.
     #[arg(short = 'T', long = "timeout")]
     pub timeout: Option<u64>,
+    /// Connection type for hosts that set no `ansible_connection` (ssh, local, chroot).
+    #[arg(short = 'c', long = "connection")]
+    pub connection: Option<String>,
     /// Connect as this user.
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
@@ -313,6 +316,7 @@ impl RunArgs {
             limit: self.limit.clone(),
             forks: self.forks.or(config.forks).unwrap_or(5),
             timeout: self.timeout.or(config.timeout).unwrap_or(10),
+            connection: self.connection.clone(),
             user: self.user.clone().or_else(|| config.remote_user.clone()),
             private_key: self.private_key.clone().or_else(|| config.private_key_file.clone()),
             become_: self.become_ || config.become_.unwrap_or(false),

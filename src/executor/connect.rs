@@ -44,8 +44,15 @@ pub fn settings(
     options: &super::Options,
     play_user: Option<String>,
 ) -> Result<Settings, String> {
-    let connection = text(vars, "ansible_connection").unwrap_or_else(|| "ssh".into());
-    match connection.as_str() {
+    let connection = text(vars, "ansible_connection")
+        .or_else(|| options.connection.clone())
+        .unwrap_or_else(|| "ssh".into());
+    // Connection plugins may be named by their collection, as `-c ansible.builtin.local`.
+    let name = ["ansible.builtin.", "ansible.legacy.", "community.general."]
+        .iter()
+        .find_map(|prefix| connection.strip_prefix(prefix))
+        .unwrap_or(&connection);
+    match name {
         "local" => return Ok(Settings { key: ConnectionKey::Local, target: None }),
         // As in Ansible, the chroot directory is the host's address.
         "chroot" => {

@@ -38,6 +38,8 @@ pub struct Options {
     pub forks: usize,
     /// The connection timeout in seconds (`-T`); 0 means ansible-core's default, 10.
     pub timeout: u64,
+    /// `-c`: the connection type where neither `ansible_connection` nor `connection:` says.
+    pub connection: Option<String>,
     pub user: Option<String>,
     pub private_key: Option<PathBuf>,
     pub become_: bool,

@@ -80,15 +80,42 @@ fn closing(out: &mut String, indent: Option<usize>, level: usize) {
 
 fn python_number(number: &serde_json::Number) -> String {
     match number.as_f64() {
-        Some(float) if number.is_f64() => {
-            if float.fract() == 0.0 && float.abs() < 1e16 {
-                format!("{float:.1}")
-            } else {
-                float.to_string()
-            }
-        }
+        Some(float) if number.is_f64() => python_float_repr(float),
         _ => number.to_string(),
     }
+}
+
+/// Python's `repr` of a float: the shortest digits that read back the same, positional
+/// from 1e-4 up to 1e16 (always with a `.`), else `1e-05` / `1.5e+16` style.
+pub fn python_float_repr(float: f64) -> String {
+    if float.is_nan() {
+        return "nan".into();
+    }
+    if float.is_infinite() {
+        return if float > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let scientific = format!("{:e}", float.abs());
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if float.is_sign_negative() { "-" } else { "" };
+    // Where the decimal point falls: the value is 0.DIGITS times ten to this.
+    let point = exponent + 1;
+    if !(-4 < point && point <= 16) {
+        let (first, rest) = digits.split_at(1);
+        let fraction = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{fraction}e{exponent_sign}{:02}", exponent.abs());
+    }
+    let body = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+    } else {
+        let (whole, fraction) = digits.split_at(point as usize);
+        format!("{whole}.{fraction}")
+    };
+    format!("{sign}{body}")
 }
 
 /// Ansible's callbacks dump with `ensure_ascii=False`: only control characters are escaped.
@@ -117,8 +144,26 @@ fn write_string(out: &mut String, text: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::python_json;
+    use super::{python_float_repr, python_json};
     use serde_json::json;
+
+    #[test]
+    fn floats_print_as_python_repr_does() {
+        for (float, repr) in [
+            (1.5, "1.5"),
+            (3.0, "3.0"),
+            (-0.0, "-0.0"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (123456.789, "123456.789"),
+            (-2.5e300, "-2.5e+300"),
+        ] {
+            assert_eq!(python_float_repr(float), repr, "{float:?}");
+        }
+    }
 
     #[test]
     fn matches_python_dumps() {

@@ -15,6 +15,8 @@ pub fn register(environment: &mut Environment<'static>) {
     environment.add_filter("to_json", to_json);
     environment.add_filter("to_nice_json", to_nice_json);
     environment.add_filter("from_json", from_json);
+    environment.add_filter("to_yaml", to_yaml);
+    environment.add_filter("to_nice_yaml", to_nice_yaml);
     environment.add_filter("regex_replace", regex_replace);
     environment.add_filter("regex_search", regex_search);
     environment.add_filter("regex_findall", regex_findall);
@@ -137,6 +139,44 @@ fn to_nice_json(value: Value, kwargs: Kwargs) -> Result<String, Error> {
     let indent: usize = kwargs.get::<Option<usize>>("indent")?.unwrap_or(4);
     kwargs.assert_all_used()?;
     Ok(crate::output::python_json(&json_of(&value)?, Some(indent), true))
+}
+
+fn to_yaml(value: Value, kwargs: Kwargs) -> Result<String, Error> {
+    yaml_with(value, crate::template::yaml_dump::Options::terse(), kwargs)
+}
+
+/// `indent` may also come positionally, as in `to_nice_yaml(2)`.
+fn to_nice_yaml(value: Value, indent: Option<usize>, kwargs: Kwargs) -> Result<String, Error> {
+    let mut options = crate::template::yaml_dump::Options::nice();
+    if let Some(indent) = indent {
+        options.indent = indent;
+    }
+    yaml_with(value, options, kwargs)
+}
+
+/// Applies the dumper's keyword arguments; PyYAML's others (`default_style`, `canonical`,
+/// `line_break`, `encoding`, …) are refused by name rather than ignored; `allow_unicode` is
+/// always on, as Ansible passes it itself.
+fn yaml_with(
+    value: Value,
+    mut options: crate::template::yaml_dump::Options,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    const SUPPORTED: &[&str] =
+        &["indent", "width", "sort_keys", "default_flow_style", "explicit_start", "explicit_end"];
+    if let Some(other) = kwargs.args().find(|name| !SUPPORTED.contains(name)) {
+        return Err(invalid(format!("to_yaml: the `{other}` option is not supported yet")));
+    }
+    options.indent = kwargs.get::<Option<usize>>("indent")?.unwrap_or(options.indent);
+    options.width = kwargs.get::<Option<usize>>("width")?.unwrap_or(options.width);
+    options.sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(options.sort_keys);
+    if let Some(flow) = kwargs.get::<Option<Value>>("default_flow_style")? {
+        options.flow = if flow.is_none() { None } else { Some(flow.is_true()) };
+    }
+    options.explicit_start = kwargs.get::<Option<bool>>("explicit_start")?.unwrap_or(false);
+    options.explicit_end = kwargs.get::<Option<bool>>("explicit_end")?.unwrap_or(false);
+    kwargs.assert_all_used()?;
+    Ok(crate::template::yaml_dump::dump(&json_of(&value)?, &options))
 }
 
 fn from_json(text: &str) -> Result<Value, Error> {

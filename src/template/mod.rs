@@ -4,6 +4,7 @@
 mod context;
 mod filters;
 pub mod lookups;
+mod yaml_dump;
 
 use std::sync::Arc;
 
@@ -18,11 +19,10 @@ pub use context::Context;
 /// The placeholder that `omit` renders to; arguments equal to it are dropped.
 pub const OMIT: &str = "__omit_place_holder__bramble";
 
-/// Shared, cheap to clone: the two environments (strings, and template files with trim_blocks).
+/// Shared, cheap to clone: one environment for strings and template files alike.
 #[derive(Clone, Debug)]
 pub struct Templar {
-    inline: Arc<Environment<'static>>,
-    files: Arc<Environment<'static>>,
+    jinja: Arc<Environment<'static>>,
 }
 
 impl Default for Templar {
@@ -33,7 +33,7 @@ impl Default for Templar {
 
 impl Templar {
     pub fn new() -> Templar {
-        Templar { inline: Arc::new(environment(false)), files: Arc::new(environment(true)) }
+        Templar { jinja: Arc::new(environment()) }
     }
 
     /// Renders every string inside a value; other scalars pass through.
@@ -61,27 +61,37 @@ impl Templar {
     }
 
     /// A lone `{{ expr }}` keeps its type (a list stays a list); anything else is text.
+    ///
+    /// As in Ansible, Jinja drops the source's last newline (so `"{{ [1] }}\n"` is still a
+    /// lone expression), and a text result then gets back as many trailing newlines as the
+    /// source had: `"a{{ 'z\n' }}\n"` gives `"az\n"`, `"{{ s }}\n"` keeps its newline.
     pub fn render_string(&self, text: &str, context: &Arc<Context>) -> Result<Value> {
         if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
             return Ok(Value::String(text.to_string()));
         }
-        if let Some(expression) = lone_expression(text)
-            && let Ok(compiled) = self.inline.compile_expression(expression)
+        let body = text.strip_suffix("\r\n").or_else(|| text.strip_suffix('\n')).unwrap_or(text);
+        let value = if let Some(expression) = lone_expression(body)
+            && let Ok(compiled) = self.jinja.compile_expression(expression)
         {
             let value = compiled.eval(JinjaValue::from_dyn_object(context.clone()));
-            return self.finish_expression(value, expression, context);
-        }
-        self.inline
-            .render_str(text, JinjaValue::from_dyn_object(context.clone()))
-            .map(Value::String)
-            .map_err(|error| describe(error, text, context))
+            self.finish_expression(value, expression, context)?
+        } else {
+            self.jinja
+                .render_str(body, JinjaValue::from_dyn_object(context.clone()))
+                .map(Value::String)
+                .map_err(|error| describe(error, text, context))?
+        };
+        Ok(match value {
+            Value::String(rendered) => Value::String(with_newlines_of(text, rendered)),
+            other => other,
+        })
     }
 
     /// Evaluates a `when:`-style condition.
     pub fn condition(&self, expression: &str, context: &Arc<Context>) -> Result<bool> {
         let expression = expression.trim();
         let inner = lone_expression(expression).unwrap_or(expression);
-        let compiled = self.inline.compile_expression(inner).map_err(|error| {
+        let compiled = self.jinja.compile_expression(inner).map_err(|error| {
             Error::template(format!("in the condition `{expression}`: {}", error_text(&error)))
         })?;
         let value = compiled
@@ -99,7 +109,7 @@ impl Templar {
 
     /// Renders a template file's text: trim_blocks on, the trailing newline kept.
     pub fn render_file(&self, text: &str, context: &Arc<Context>) -> Result<String> {
-        self.files
+        self.jinja
             .render_str(text, JinjaValue::from_dyn_object(context.clone()))
             .map_err(|error| describe(error, "the template", context))
     }
@@ -126,10 +136,20 @@ impl Templar {
     }
 }
 
-fn environment(for_files: bool) -> Environment<'static> {
+/// Pads a rendered text with newlines up to as many as its source ended with.
+fn with_newlines_of(source: &str, mut rendered: String) -> String {
+    let trailing = |text: &str| text.len() - text.trim_end_matches('\n').len();
+    let missing = trailing(source).saturating_sub(trailing(&rendered));
+    rendered.extend(std::iter::repeat_n('\n', missing));
+    rendered
+}
+
+fn environment() -> Environment<'static> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
-    let syntax = SyntaxConfig::builder().trim_blocks(for_files).keep_trailing_newline(true).build();
+    // Ansible templates strings and files with trim_blocks on: a newline right after a block
+    // tag is dropped. Strings lose their last newline in render_string, not here.
+    let syntax = SyntaxConfig::builder().trim_blocks(true).keep_trailing_newline(true).build();
     if let Ok(syntax) = syntax {
         environment.set_syntax(syntax);
     }
@@ -224,6 +244,18 @@ mod tests {
             templar.render_string("linux-{{ arch }}.tar.gz", &vars).unwrap(),
             json!("linux-amd64.tar.gz")
         );
+    }
+
+    #[test]
+    fn strings_trim_blocks_and_keep_as_many_trailing_newlines_as_their_source() {
+        let templar = Templar::new();
+        let vars = context(json!({"nl": "z\n", "items": [1, 2]}));
+        let render = |text: &str| templar.render_string(text, &vars).unwrap();
+        assert_eq!(render("a{{ nl }}\n"), json!("az\n"));
+        assert_eq!(render("{% if true %}\nA\n{% endif %}\nB\n"), json!("A\nB\n"));
+        assert_eq!(render("{% for i in items %}\n{{ i }}\n{% endfor %}\n"), json!("1\n2\n"));
+        assert_eq!(render("{{ items }}\n"), json!([1, 2]));
+        assert_eq!(render("{{ items }}\n\n"), json!("[1, 2]\n\n"));
     }
 
     #[test]

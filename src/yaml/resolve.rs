@@ -49,6 +49,15 @@ pub fn plain(text: &str) -> Value {
     Value::String(text.to_string())
 }
 
+/// Whether PyYAML's resolver types this unquoted text as null, a bool, an int or a float (the
+/// dumper quotes such strings so that they read back as strings).
+pub fn types_as_non_string(text: &str) -> bool {
+    matches!(text, "" | "~" | "null" | "Null" | "NULL")
+        || BOOL.is_match(text)
+        || INT.is_match(text)
+        || FLOAT.is_match(text)
+}
+
 /// Applies an explicit tag such as `!!str` or Ansible's `!unsafe`.
 pub fn tagged(handle: &str, suffix: &str, text: String, mark: &Mark) -> Result<Value> {
     match (handle, suffix) {
