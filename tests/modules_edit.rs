@@ -6,9 +6,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use common::{Sshd, Test};
+use common::{Differential, Sshd, Test, tree};
 
 /// One case: the file's starting content (None: no file) and the task's arguments, in which
 /// `P` stands for the case's path.
@@ -128,116 +127,32 @@ fn seed(dir: &Path) {
     }
 }
 
-/// The `N|msg|changed|…` lines of the final debug, with the case directory replaced.
-fn reports(stdout: &str, dir: &Path) -> Vec<String> {
-    let dir = dir.display().to_string();
-    stdout
-        .lines()
-        .map(str::trim)
-        .filter_map(|line| line.strip_prefix('"'))
-        .filter(|line| {
-            line.chars().next().is_some_and(|c| c.is_ascii_digit()) && line.contains('|')
-        })
-        .map(|line| line.trim_end_matches(',').trim_end_matches('"').replace(&dir, "<dir>"))
-        .collect()
+/// The cases' project on the loopback sshd, each tool on its own seeded directory.
+fn pair(sshd: &Sshd, extra: &[&str]) -> Differential {
+    let mut pair = Differential::new()
+        .file("site.yml", &playbook())
+        .file("hosts", &format!("{}\n", sshd.host_line("pi1")))
+        .seed(seed);
+    for argument in extra {
+        pair = pair.arg(argument);
+    }
+    pair
 }
 
-/// Every file under `dir` with its content and mode; backup names lose their pid and time.
-fn tree(dir: &Path) -> Vec<(String, String, u32)> {
-    let backup = regex::Regex::new(r"\.\d+\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~$").unwrap();
-    let mut entries = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let name = path.strip_prefix(dir).unwrap().display().to_string();
-            let name = backup.replace(&name, ".<backup>").into_owned();
-            let mode =
-                std::os::unix::fs::PermissionsExt::mode(&path.metadata().unwrap().permissions());
-            entries.push((name, std::fs::read_to_string(&path).unwrap(), mode & 0o7777));
-        }
-    }
-    entries.sort();
-    entries
-}
-
-/// A project (playbook and inventory) and one case directory per tool, seeded alike.
-struct Pair {
-    project: tempfile::TempDir,
-    ours: tempfile::TempDir,
-    theirs: tempfile::TempDir,
-    extra: Vec<String>,
-    _sshd: Sshd,
-}
-
-impl Pair {
-    fn new(extra: &[&str]) -> Pair {
-        let sshd = Sshd::start();
-        let project = tempfile::tempdir().unwrap();
-        std::fs::write(project.path().join("site.yml"), playbook()).unwrap();
-        std::fs::write(project.path().join("hosts"), format!("{}\n", sshd.host_line("pi1")))
-            .unwrap();
-        let (ours, theirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        seed(ours.path());
-        seed(theirs.path());
-        let extra = extra.iter().map(|s| s.to_string()).collect();
-        Pair { project, ours, theirs, extra, _sshd: sshd }
-    }
-
-    /// Runs both tools once and checks that they agree; returns the reports.
-    fn run_both(&self) -> Vec<String> {
-        let ours = self.run(true);
-        let theirs = self.run(false);
-        assert_eq!(ours, theirs, "reports differ (left: bramble, right: ansible)");
-        assert_eq!(tree(self.ours.path()), tree(self.theirs.path()), "files differ");
-        ours
-    }
-
-    fn run(&self, bramble: bool) -> Vec<String> {
-        let dir = if bramble { self.ours.path() } else { self.theirs.path() };
-        let mut command = if bramble {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_bramble"));
-            command.arg("run");
-            command
-        } else {
-            let mut command = Command::new("ansible-playbook");
-            command
-                .env("ANSIBLE_NOCOLOR", "1")
-                .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-                .env("ANSIBLE_PIPELINING", "1")
-                .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3");
-            command
-        };
-        let output = command
-            .args(["site.yml", "-i", "hosts", "-e"])
-            .arg(format!("dir={}", dir.display()))
-            .args(&self.extra)
-            .current_dir(self.project.path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "{}\n{stdout}\n{stderr}",
-            if bramble { "bramble" } else { "ansible" }
-        );
-        reports(&stdout, dir)
-    }
+/// Both tools once: the same reports and the same files.
+fn run_both(pair: &Differential) -> Vec<String> {
+    let reports = pair.run_both();
+    pair.assert_same_trees();
+    reports
 }
 
 #[test]
 fn edits_match_ansible_and_the_second_run_changes_nothing() {
-    let pair = Pair::new(&[]);
-    let first = pair.run_both();
+    let sshd = Sshd::start();
+    let pair = pair(&sshd, &[]);
+    let first = run_both(&pair);
     assert!(first.iter().any(|line| line.contains("|line added|True|")), "{first:#?}");
-    let second = pair.run_both();
+    let second = run_both(&pair);
     let changed: Vec<_> =
         second.iter().filter(|line| line.split('|').nth(2) == Some("True")).collect();
     assert!(changed.is_empty(), "changed on the second run: {changed:#?}");
@@ -245,11 +160,12 @@ fn edits_match_ansible_and_the_second_run_changes_nothing() {
 
 #[test]
 fn check_mode_matches_ansible_and_changes_nothing() {
-    let pair = Pair::new(&["--check"]);
-    let before = tree(pair.ours.path());
-    let reports = pair.run_both();
+    let sshd = Sshd::start();
+    let pair = pair(&sshd, &["--check"]);
+    let before = tree(pair.ours());
+    let reports = run_both(&pair);
     assert!(reports.iter().any(|line| line.contains("|Block inserted|True|")), "{reports:#?}");
-    assert_eq!(tree(pair.ours.path()), before, "check mode changed files");
+    assert_eq!(tree(pair.ours()), before, "check mode changed files");
 }
 
 #[test]

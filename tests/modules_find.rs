@@ -4,9 +4,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use common::Sshd;
+use common::{Differential, Sshd};
 
 const PLAYBOOK: &str = r#"
 - hosts: all
@@ -61,49 +60,8 @@ const PLAYBOOK: &str = r#"
           - "private|{{ private.files | map(attribute='path') | list }}"
 "#;
 
-fn reports(stdout: &str, dir: &Path) -> Vec<String> {
-    let dir = dir.display().to_string();
-    stdout
-        .lines()
-        .map(str::trim)
-        .filter(|line| line.starts_with('"') && line.contains('|'))
-        .map(|line| line.trim_end_matches(',').trim_matches('"').replace(&dir, "<dir>"))
-        .collect()
-}
-
-fn run(bramble: bool, project: &Path, dir: &Path) -> Vec<String> {
-    let mut command = if bramble {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_bramble"));
-        command.arg("run");
-        command
-    } else {
-        let mut command = Command::new("ansible-playbook");
-        command
-            .env("ANSIBLE_NOCOLOR", "1")
-            .env("ANSIBLE_PIPELINING", "1")
-            .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-            .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3");
-        command
-    };
-    let output = command
-        .args(["site.yml", "-i", "hosts", "-e"])
-        .arg(format!("dir={}", dir.display()))
-        .current_dir(project)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}\n{stdout}\n{}",
-        if bramble { "bramble" } else { "ansible" },
-        String::from_utf8_lossy(&output.stderr)
-    );
-    reports(&stdout, dir)
-}
-
-fn tree(dir: &Path) {
+/// The same small tree for both tools: files, a hidden one, depths, a link, a private mode.
+fn seed(dir: &Path) {
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -124,14 +82,10 @@ fn tree(dir: &Path) {
 #[test]
 fn find_matches_ansible() {
     let sshd = Sshd::start();
-    let project = tempfile::tempdir().unwrap();
-    std::fs::write(project.path().join("site.yml"), PLAYBOOK).unwrap();
-    std::fs::write(project.path().join("hosts"), format!("{}\n", sshd.host_line("pi1"))).unwrap();
-    let (ours, theirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    tree(ours.path());
-    tree(theirs.path());
-    let mine = run(true, project.path(), ours.path());
-    let oracle = run(false, project.path(), theirs.path());
-    assert_eq!(mine, oracle, "left: bramble, right: ansible");
+    let pair = Differential::new()
+        .file("site.yml", PLAYBOOK)
+        .file("hosts", &format!("{}\n", sshd.host_line("pi1")))
+        .seed(seed);
+    let mine = pair.run_both();
     assert!(mine[0].starts_with("top|1|"), "{mine:#?}");
 }

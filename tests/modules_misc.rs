@@ -6,9 +6,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use common::Sshd;
+use common::{Differential, Sshd};
 
 const PLAYBOOK: &str = r####"
 - hosts: all
@@ -96,88 +95,38 @@ const PLAYBOOK: &str = r####"
           - "waited|{{ waited.elapsed is number }}"
 "####;
 
-fn reports(stdout: &str, dir: &Path) -> Vec<String> {
-    let dir = dir.display().to_string();
-    stdout
-        .lines()
-        .map(str::trim)
-        .filter(|line| line.starts_with('"') && line.contains('|'))
-        .map(|line| line.trim_end_matches(',').trim_matches('"').replace(&dir, "<dir>"))
-        .collect()
-}
-
-fn run(bramble: bool, project: &Path, dir: &Path) -> Vec<String> {
-    let mut command = if bramble {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_bramble"));
-        command.arg("run");
-        command
-    } else {
-        let mut command = Command::new("ansible-playbook");
-        command
-            .env("ANSIBLE_NOCOLOR", "1")
-            .env("ANSIBLE_PIPELINING", "1")
-            .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-            .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3");
-        command
-    };
-    let output = command
-        .args(["site.yml", "-i", "hosts", "-e"])
-        .arg(format!("dir={}", dir.display()))
-        .current_dir(project)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}\n{stdout}\n{}",
-        if bramble { "bramble" } else { "ansible" },
-        String::from_utf8_lossy(&output.stderr)
-    );
-    reports(&stdout, dir)
-}
-
-fn project(sshd: &Sshd) -> tempfile::TempDir {
-    let project = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: &str| {
-        let path = project.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
-    write("site.yml", PLAYBOOK);
-    write("hosts", &format!("{}\n", sshd.host_line("pi1")));
-    write("files/hello.sh", "#!/bin/sh\necho \"args: $1|$2\"\n");
-    write("files/fails.sh", "#!/bin/sh\nexit 3\n");
-    write("local-frags/b", "two\n");
-    write("local-frags/a", "one");
-    project
+/// Each tool's directory: a file to read and fragments to assemble.
+fn seed(dir: &Path) {
+    std::fs::write(dir.join("seed"), "hello\n").unwrap();
+    let frags = dir.join("frags");
+    std::fs::create_dir_all(frags.join("sub")).unwrap();
+    std::fs::write(frags.join("20-b"), "b").unwrap();
+    std::fs::write(frags.join("10-a"), "a\n").unwrap();
+    std::fs::write(frags.join(".1-hidden"), "h\n").unwrap();
+    std::fs::write(frags.join("15-c"), "c\n").unwrap();
 }
 
 #[test]
 fn results_match_ansible_on_first_and_second_run() {
     let sshd = Sshd::start();
-    let project = project(&sshd);
-    let (ours, theirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    for dir in [&ours, &theirs] {
-        std::fs::write(dir.path().join("seed"), "hello\n").unwrap();
-        let frags = dir.path().join("frags");
-        std::fs::create_dir_all(frags.join("sub")).unwrap();
-        std::fs::write(frags.join("20-b"), "b").unwrap();
-        std::fs::write(frags.join("10-a"), "a\n").unwrap();
-        std::fs::write(frags.join(".1-hidden"), "h\n").unwrap();
-        std::fs::write(frags.join("15-c"), "c\n").unwrap();
-    }
+    let pair = Differential::new()
+        .file("site.yml", PLAYBOOK)
+        .file("hosts", &format!("{}\n", sshd.host_line("pi1")))
+        .file("files/hello.sh", "#!/bin/sh\necho \"args: $1|$2\"\n")
+        .file("files/fails.sh", "#!/bin/sh\nexit 3\n")
+        .file("local-frags/b", "two\n")
+        .file("local-frags/a", "one")
+        .seed(seed);
     for round in ["first", "second"] {
-        let mine = run(true, project.path(), ours.path());
-        let oracle = run(false, project.path(), theirs.path());
-        assert_eq!(mine, oracle, "{round} run differs (left: bramble, right: ansible)");
+        let mine = pair.run_both();
         let fetch = mine.iter().find(|line| line.starts_with("fetch|")).unwrap();
-        assert!(fetch.starts_with(if round == "first" { "fetch|True" } else { "fetch|False" }));
+        let expected = if round == "first" { "fetch|True" } else { "fetch|False" };
+        assert!(fetch.starts_with(expected), "{round} run: {fetch}");
     }
-    let fetched = ours.path().join("fetched/pi1").join(ours.path().strip_prefix("/").unwrap());
+    let ours = pair.ours();
+    let fetched = ours.join("fetched/pi1").join(ours.strip_prefix("/").unwrap());
     assert_eq!(std::fs::read_to_string(fetched.join("seed")).unwrap(), "hello\n");
-    assert_eq!(std::fs::read_to_string(ours.path().join("flat.txt")).unwrap(), "hello\n");
+    assert_eq!(std::fs::read_to_string(ours.join("flat.txt")).unwrap(), "hello\n");
 }
 
 #[test]

@@ -1,6 +1,12 @@
 //! Test support: a real OpenSSH server on loopback, a fluent builder that runs `bramble` (and
-//! ansible-playbook, the oracle) on the same files, and output normalisation.
+//! ansible-playbook, the oracle) on the same files, the module tests' differential scaffold,
+//! and output normalisation.
 #![allow(dead_code)]
+
+mod differential;
+
+#[allow(unused_imports)]
+pub use differential::{Differential, tree};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
