@@ -542,6 +542,19 @@ mod tests {
     }
 
     #[test]
+    fn settings_diff_as_sorted_json() {
+        let diff = serde_json::json!({
+            "before": {"name": "Europe/Paris"},
+            "after": {"name": "Asia/Tokyo"},
+        });
+        assert_eq!(
+            crate::output::render_diff(&diff).unwrap_or_default(),
+            "--- before\n+++ after\n@@ -1,3 +1,3 @@\n {\n-    \"name\": \"Europe/Paris\"\n\
+             +    \"name\": \"Asia/Tokyo\"\n }"
+        );
+    }
+
+    #[test]
     fn a_missing_zone_is_refused_first() {
         let mut facts = chroot_facts();
         facts.zone_file_exists = false;

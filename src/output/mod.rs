@@ -224,16 +224,29 @@ pub fn render_diff(diff: &Value) -> Option<String> {
         let texts: Vec<String> = parts.iter().filter_map(render_diff).collect();
         return (!texts.is_empty()).then(|| texts.join("\n"));
     }
-    let before = diff.get("before")?.as_str()?;
-    let after = diff.get("after")?.as_str()?;
-    let before_header = diff.get("before_header").and_then(Value::as_str).unwrap_or("before");
-    let after_header = diff.get("after_header").and_then(Value::as_str).unwrap_or("after");
-    let text = similar::TextDiff::from_lines(before, after)
+    let before = diff_text(diff.get("before")?)?;
+    let after = diff_text(diff.get("after")?)?;
+    // Without a header the side is named alone, as Ansible's callback names it.
+    let header = |side: &str| match diff.get(format!("{side}_header")).and_then(Value::as_str) {
+        Some(header) => format!("{side}: {header}"),
+        None => side.to_string(),
+    };
+    let text = similar::TextDiff::from_lines(&before, &after)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("before: {before_header}"), &format!("after: {after_header}"))
+        .header(&header("before"), &header("after"))
         .to_string();
     Some(text.trim_end().to_string())
+}
+
+/// One side of a diff: text as it is, a mapping (timezone's settings) as sorted JSON.
+fn diff_text(side: &Value) -> Option<String> {
+    match side {
+        Value::String(text) => Some(text.clone()),
+        Value::Object(_) => Some(python_json(side, Some(4), true) + "\n"),
+        Value::Null => Some(String::new()),
+        _ => None,
+    }
 }
 
 /// A bramble error as ansible-playbook prints one: `[ERROR]:`, then `Origin:` and the lines.
