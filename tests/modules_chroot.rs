@@ -437,6 +437,19 @@ fn deb822_apt_key_and_timezone_match_ansible() {
     check_mode(&world, "check removing a deb822 repository", "deb822_repository", gone);
     step(&world, "deb822 removed with its key", "deb822_repository", gone);
 
+    // Every field, disabled (apt never reads it), to pin each field's name and form.
+    let every = format!(
+        "{{name: Every field, uris: ['{base}', 'http://127.0.0.2/'], suites: ['./'], \
+         components: [main, contrib], types: [deb, deb-src], architectures: 'amd64,arm64', \
+         languages: [en, de], targets: [Packages], inrelease_path: InRelease, \
+         date_max_future: 600, allow_downgrade_to_insecure: false, allow_insecure: no, \
+         allow_weak: false, by_hash: true, check_date: true, check_valid_until: false, \
+         pdiffs: false, trusted: false, enabled: false, mode: '0640'}}"
+    );
+    let (_, target) = step(&world, "deb822 with every field", "deb822_repository", &every);
+    assert!(target[0]["repo"].as_str().unwrap_or_default().contains("Allow-Weak: no\n"));
+    step(&world, "every field removed", "deb822_repository", "{name: Every field, state: absent}");
+
     // A keyring already on the host is named as it is; -D shows the same.
     let by_path = format!(
         "{{name: by-path, uris: ['{base}'], suites: ['./'], types: deb, \
