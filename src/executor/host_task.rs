@@ -143,11 +143,39 @@ pub async fn run(
         _ => {}
     }
     if let Some(name) = task.keywords.get("register").map(display_string) {
-        let mut registered = result.clone();
-        registered.retain(|key, _| !key.starts_with("_ansible") && !key.starts_with("_bramble"));
-        state.registered.insert(name, Value::Object(registered));
+        state.registered.insert(name, Value::Object(registered_form(&result)));
     }
     report
+}
+
+/// Marks a loop's summary result, so that `register:` knows its `results` are the items'.
+const LOOP_SUMMARY: &str = "_bramble_loop_summary";
+
+/// What `register:` stores, as ansible-core records it: no internal keys; `failed: false` on a
+/// task or loop item that ran (playbooks test `result.failed`), `skipped: false` on a loop's
+/// summary unless every item was skipped.
+fn registered_form(result: &Map<String, Value>) -> Map<String, Value> {
+    fn ran(mut result: Map<String, Value>) -> Map<String, Value> {
+        result.retain(|key, _| !key.starts_with("_ansible") && !key.starts_with("_bramble"));
+        if result.get("skipped") != Some(&Value::Bool(true)) {
+            result.entry("failed").or_insert(Value::Bool(false));
+        }
+        result
+    }
+    if !result.contains_key(LOOP_SUMMARY) {
+        return ran(result.clone());
+    }
+    let mut summary = result.clone();
+    summary.retain(|key, _| !key.starts_with("_ansible") && !key.starts_with("_bramble"));
+    summary.entry("skipped").or_insert(Value::Bool(false));
+    if let Some(Value::Array(items)) = summary.get_mut("results") {
+        for item in items.iter_mut() {
+            if let Value::Object(map) = item {
+                *map = ran(std::mem::take(map));
+            }
+        }
+    }
+    summary
 }
 
 struct Step<'a> {
@@ -249,6 +277,7 @@ impl Step<'_> {
             ("changed", Value::Bool(changed)),
             ("msg", Value::from("All items completed")),
             ("results", Value::Array(results)),
+            (LOOP_SUMMARY, Value::Bool(true)),
         ]);
         if all_skipped && !items.is_empty() {
             summary.insert("skipped".into(), Value::Bool(true));
@@ -284,6 +313,16 @@ impl Step<'_> {
         report: &mut Report,
     ) -> (Status, Map<String, Value>) {
         let templar = &self.shared.templar;
+        let mut vars = vars;
+        // As in ansible-core, `ansible_connection` always names the connection in use: the
+        // variable, else the `connection:` keyword, else `-c`, else ssh.
+        if !vars.contains_key("ansible_connection") {
+            let connection = match self.keywords.get("connection") {
+                Some(keyword) => keyword.clone(),
+                None => Value::from(self.shared.options.connection.as_deref().unwrap_or("ssh")),
+            };
+            vars.insert("ansible_connection".into(), connection);
+        }
         let context = Context::new(vars, templar.clone());
         *self.delegate_slot() = None;
 
