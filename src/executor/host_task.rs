@@ -733,10 +733,20 @@ impl Step<'_> {
         if self.module == "debug" {
             shown.remove("changed");
         }
-        if let Some(diff) = shown.get("diff")
+        // Modules report a diff whether or not it was asked for (file does); only -D or the
+        // `diff:` keyword shows it, as ansible-playbook's callback does.
+        let diff_mode = self
+            .keywords
+            .get("diff")
+            .and_then(modules::args_to_bool)
+            .unwrap_or(self.shared.options.diff);
+        if diff_mode
+            && let Some(diff) = shown.get("diff")
             && let Some(text) = crate::output::render_diff(diff)
         {
+            // ansible-playbook leaves a blank line after each diff.
             report.lines.push(text);
+            report.lines.push(String::new());
         }
         report.lines.push(self.shared.display.result_line(
             &self.shown_host(state),

@@ -193,12 +193,16 @@ async fn diff_of(
     } else {
         String::new()
     };
-    Ok(Value::Object(result([
+    let mut diff = result([
         ("before", Value::from(before)),
         ("after", Value::from(String::from_utf8_lossy(content).into_owned())),
-        ("before_header", Value::from(dest.to_string())),
         ("after_header", Value::from(dest.to_string())),
-    ])))
+    ]);
+    // A new file's side is plain `before`, as ansible-core names it.
+    if exists {
+        diff.insert("before_header".into(), Value::from(dest.to_string()));
+    }
+    Ok(Value::Object(diff))
 }
 
 async fn backup(call: &Call<'_>, dest: &str) -> Result<String, Failure> {

@@ -15,6 +15,7 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     let owner = call.args.string(&["owner"]);
     let group = call.args.string(&["group"]);
     let existing = files::lstat(call.remote, &path).await?;
+    let existing_before = existing.clone();
     let state = state.unwrap_or_else(|| match &existing {
         Some(current) if current.kind == FileKind::Directory => "directory".into(),
         Some(current) if current.kind == FileKind::Link => "link".into(),
@@ -58,6 +59,9 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     }
     // The path's state is already known unless this task just created or replaced it.
     let current = if changed { files::lstat(call.remote, &path).await? } else { existing };
+    // Attributes are compared from what the path had before this task set them, which for a
+    // path it just created is what it was created with.
+    let attributes_before = existing_before.clone().or_else(|| current.clone());
     let after = match current {
         Some(state) if !(call.check_mode && changed) => {
             let (attributes_changed, after) = files::settle_attributes(
@@ -77,6 +81,9 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     };
     let mut outcome =
         result([("changed", Value::Bool(changed)), ("path", Value::from(path.clone()))]);
+    let previous = state_name(existing_before.as_ref());
+    let attributes = attributes_before.as_ref().zip(after.as_ref());
+    outcome.insert("diff".into(), diff(&path, previous, &state, attributes));
     if let Some(after) = after {
         files::describe(&mut outcome, &after);
         if state == "link" {
@@ -100,6 +107,10 @@ async fn absent(call: &Call<'_>, path: &str, existing: Option<FileState>) -> Out
             ("state", Value::from("absent")),
         ]));
     };
+    let mut before = serde_json::json!({"path": path, "state": state_name(existing.as_ref())});
+    if existing.as_ref().is_some_and(|current| current.kind == FileKind::Directory) {
+        before["path_content"] = directory_content(call, path).await?;
+    }
     if !call.check_mode {
         call.remote
             .check(&format!("rm -rf -- {}", quote(path)), &format!("removing {path}"))
@@ -110,8 +121,61 @@ async fn absent(call: &Call<'_>, path: &str, existing: Option<FileState>) -> Out
         ("path", Value::from(path)),
         ("state", Value::from("absent")),
     ]);
-    outcome.insert("diff".into(), serde_json::json!({"before": {"path": path, "state": "file"}, "after": {"path": path, "state": "absent"}}));
+    let after = serde_json::json!({"path": path, "state": "absent"});
+    outcome.insert("diff".into(), serde_json::json!({"before": before, "after": after}));
     Ok(outcome)
+}
+
+/// What a directory about to be removed holds, for the diff: ansible-core lists every
+/// directory and every other entry below it (in walk order; find's order here).
+async fn directory_content(call: &Call<'_>, path: &str) -> Result<Value, super::Failure> {
+    let path = quote(path);
+    let command =
+        format!("find {path} -mindepth 1 -type d; echo /; find {path} -mindepth 1 ! -type d");
+    let listing = call.remote.check(&command, "listing the directory").await?.stdout_text();
+    let (directories, files) = listing.split_once("/\n").unwrap_or((&listing, ""));
+    let lines = |text: &str| -> Vec<Value> { text.lines().map(Value::from).collect() };
+    Ok(serde_json::json!({"directories": lines(directories), "files": lines(files)}))
+}
+
+/// ansible-core's name for what is at a path now.
+fn state_name(current: Option<&FileState>) -> &'static str {
+    match current.map(|s| &s.kind) {
+        None => "absent",
+        Some(FileKind::Directory) => "directory",
+        Some(FileKind::Link) => "link",
+        Some(_) => "file",
+    }
+}
+
+/// The result's `diff`, as ansible-core's file module builds it: the state when it changes,
+/// then each attribute that changed (mode as octal text, owner and group as numbers).
+fn diff(
+    path: &str,
+    previous: &str,
+    state: &str,
+    attributes: Option<(&FileState, &FileState)>,
+) -> Value {
+    let mut old = serde_json::json!({"path": path});
+    let mut new = serde_json::json!({"path": path});
+    if previous != state {
+        old["state"] = Value::from(previous);
+        new["state"] = Value::from(state);
+    }
+    if let Some((before, after)) = attributes {
+        if before.mode != after.mode {
+            old["mode"] = Value::from(before.mode.clone());
+            new["mode"] = Value::from(after.mode.clone());
+        }
+        for (key, was, now) in [("owner", before.uid, after.uid), ("group", before.gid, after.gid)]
+        {
+            if was != now {
+                old[key] = Value::from(was);
+                new[key] = Value::from(now);
+            }
+        }
+    }
+    serde_json::json!({"before": old, "after": new})
 }
 
 async fn link(

@@ -226,6 +226,10 @@ pub fn render_diff(diff: &Value) -> Option<String> {
     }
     let before = diff_text(diff.get("before")?)?;
     let after = diff_text(diff.get("after")?)?;
+    // Nothing differs (a file task that changed nothing): ansible-playbook prints nothing.
+    if before == after {
+        return None;
+    }
     // Without a header the side is named alone, as Ansible's callback names it.
     let header = |side: &str| match diff.get(format!("{side}_header")).and_then(Value::as_str) {
         Some(header) => format!("{side}: {header}"),
