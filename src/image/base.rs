@@ -75,6 +75,14 @@ const CLOUD_CFG: &str = "# bramble: per-device settings come from the boot parti
 datasource_list: [NoCloud, None]\n\
 datasource:\n  NoCloud:\n    seedfrom: file:///boot/firmware/\n";
 
+/// cloud-init's first stage reads the seed from the boot partition, so it must wait for that
+/// mount; unordered, it can run first, find no seed and fall back to no datasource at all.
+const CLOUD_INIT_LOCAL_DROP_IN: &str = "[Unit]\n\
+# bramble: the NoCloud seed is on the boot partition.\n\
+RequiresMountsFor=/boot/firmware\n";
+const CLOUD_INIT_LOCAL_DROP_IN_FILE: &str =
+    "etc/systemd/system/cloud-init-local.service.d/bramble-seed.conf";
+
 /// Host keys are removed from the image; this makes them at first boot if cloud-init did not.
 const SSH_KEYGEN_UNIT: &str = "[Unit]\n\
 Description=Generate the SSH host keys of a freshly burned image\n\
@@ -91,6 +99,8 @@ const ROOT_SLACK: u64 = 384 << 20;
 
 /// The cached base image for a debootstrap recipe, built if missing.
 pub async fn ensure(spec: &Debootstrap, cache: &Path, steps: &mut Steps) -> Result<PathBuf> {
+    // Provisioning runs the image's programs too, so this holds for a cached base as well.
+    binfmt::ensure(&spec.architecture).await?;
     let rootfs_key = rootfs_key(spec);
     let image = cache.join(format!("base-{}.img", image_key(&rootfs_key)));
     if image.is_file() {
@@ -98,7 +108,6 @@ pub async fn ensure(spec: &Debootstrap, cache: &Path, steps: &mut Steps) -> Resu
         return Ok(image);
     }
     std::fs::create_dir_all(cache).map_err(|e| io("creating the cache", cache, e))?;
-    binfmt::ensure(&spec.architecture).await?;
     host::require(&[
         "debootstrap",
         "sfdisk",
@@ -156,7 +165,15 @@ pub fn rootfs_key(spec: &Debootstrap) -> String {
 }
 
 fn image_key(rootfs_key: &str) -> String {
-    hex_digest(&["image-2", rootfs_key, CONFIG_TXT, CLOUD_CFG, SSH_KEYGEN_UNIT, NETWORK])
+    hex_digest(&[
+        "image-3",
+        rootfs_key,
+        CONFIG_TXT,
+        CLOUD_CFG,
+        CLOUD_INIT_LOCAL_DROP_IN,
+        SSH_KEYGEN_UNIT,
+        NETWORK,
+    ])
 }
 
 fn packages(spec: &Debootstrap) -> Vec<String> {
@@ -368,6 +385,7 @@ async fn configure(root: &Path, disk_id: u32) -> Result<()> {
         0o644,
     )?;
     write_file(root, "etc/cloud/cloud.cfg.d/90-bramble-nocloud.cfg", CLOUD_CFG, 0o644)?;
+    write_file(root, CLOUD_INIT_LOCAL_DROP_IN_FILE, CLOUD_INIT_LOCAL_DROP_IN, 0o644)?;
     write_file(root, "etc/systemd/network/20-wired.network", NETWORK, 0o644)?;
     write_file(
         root,

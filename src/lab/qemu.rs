@@ -120,21 +120,36 @@ pub fn command(machine: &Machine) -> (String, Vec<String>) {
     (program.to_string(), arguments.iter().map(|a| a.to_string()).collect())
 }
 
+/// How long systemd waits for a device (the boot partition, the serial console) before it
+/// gives up on the units needing it. Its default, 90 s, is measured from early boot, and an
+/// emulated guest on a busy host can take longer than that just to start udev: the boot
+/// partition's mount then fails and the guest stops in emergency mode.
+pub const DEVICE_TIMEOUT_SECONDS: u32 = 900;
+
 /// The kernel command line of a Pi image's `cmdline.txt` for qemu: the Pi's consoles give way
-/// to the board's serial port, and the guest's hostname is set from its first moment.
-pub fn kernel_cmdline(cmdline_txt: &str, arch: Arch, hostname: &str) -> String {
+/// to the board's serial port, and systemd waits long enough for an emulated guest's devices.
+pub fn guest_cmdline(cmdline_txt: &str, arch: Arch) -> String {
     let console = match arch {
         Arch::Arm64 => "console=ttyAMA0",
         Arch::Amd64 => "console=ttyS0",
     };
     let mut words: Vec<String> = cmdline_txt
         .split_whitespace()
-        .filter(|word| !word.starts_with("console=") && !word.starts_with("systemd.hostname="))
+        .filter(|word| {
+            !word.starts_with("console=")
+                && !word.starts_with("systemd.hostname=")
+                && !word.starts_with("systemd.default_device_timeout_sec=")
+        })
         .map(str::to_string)
         .collect();
     words.push(console.to_string());
-    words.push(format!("systemd.hostname={hostname}"));
+    words.push(format!("systemd.default_device_timeout_sec={DEVICE_TIMEOUT_SECONDS}"));
     words.join(" ")
+}
+
+/// [`guest_cmdline`] with the guest's hostname set from its first moment.
+pub fn kernel_cmdline(cmdline_txt: &str, arch: Arch, hostname: &str) -> String {
+    format!("{} systemd.hostname={hostname}", guest_cmdline(cmdline_txt, arch))
 }
 
 /// A running (or stopped) guest, known by its folder.
@@ -329,7 +344,7 @@ mod tests {
         assert_eq!(
             kernel_cmdline(pi, Arch::Arm64, "lab2"),
             "root=PARTUUID=5a1e2b3c-02 rootfstype=ext4 fsck.repair=yes rootwait \
-             console=ttyAMA0 systemd.hostname=lab2"
+             console=ttyAMA0 systemd.default_device_timeout_sec=900 systemd.hostname=lab2"
         );
         assert!(kernel_cmdline(pi, Arch::Amd64, "lab1").contains(" console=ttyS0 "));
     }

@@ -4,6 +4,20 @@ use serde_json::{Map, Value};
 
 use super::{Call, Outcome, fail, result};
 
+/// A shell function `is_chroot`: true when the root is not init's. Init's root is compared
+/// with ours by device and inode; where reading `/proc/1/root` is denied (some sandboxes deny
+/// it even to root), by the device and path of the mount each sees at `/`, which a chroot
+/// either sees as another file system or, rooted inside one, not at all.
+pub const IS_CHROOT: &str = r#"root_mount() { awk '$5 == "/" { found = $3 " " $4 } END { print found }' "$1"; }
+is_chroot() {
+  if init_root=$(stat -c %d:%i /proc/1/root/ 2>/dev/null); then
+    [ "$init_root" != "$(stat -c %d:%i /)" ]
+  else
+    [ -r /proc/1/mountinfo ] && [ "$(root_mount /proc/1/mountinfo)" != "$(root_mount /proc/self/mountinfo)" ]
+  fi
+}
+"#;
+
 /// Prints `key=value` lines; os-release lines come prefixed with `os_`.
 const SCRIPT: &str = r#"
 echo "machine=$(uname -m)"
@@ -14,7 +28,7 @@ echo "nodename=$(uname -n)"
 echo "fqdn=$(hostname -f 2>/dev/null || uname -n)"
 echo "pid1=$(cat /proc/1/comm 2>/dev/null)"
 [ -d /run/systemd/system ] && echo "systemd_booted=1"
-init_root=$(stat -c %d:%i /proc/1/root/ 2>/dev/null) && [ "$init_root" != "$(stat -c %d:%i /)" ] && echo "is_chroot=1"
+is_chroot && echo "is_chroot=1"
 echo "user_id=$(id -un)"
 echo "user_uid=$(id -u)"
 echo "user_gid=$(id -g)"
@@ -185,7 +199,7 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     }) {
         return Err(fail(format!("not supported yet: gather_subset {subset:?}")));
     }
-    let output = call.remote.run(SCRIPT).await?;
+    let output = call.remote.run(&format!("{IS_CHROOT}{SCRIPT}")).await?;
     if output.rc != 0 {
         return Err(fail(format!("gathering facts failed: {}", output.stderr_text().trim())));
     }

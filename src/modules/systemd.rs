@@ -44,21 +44,71 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     if call.args.flag(&["daemon_reexec"], false)? && !call.check_mode {
         call.remote.check(&format!("{systemctl} daemon-reexec"), "systemctl daemon-reexec").await?;
     }
-    if call.args.flag(&["daemon_reload"], false)? && !call.check_mode {
-        call.remote.check(&format!("{systemctl} daemon-reload"), "systemctl daemon-reload").await?;
-    }
+    let reload_warning = if call.args.flag(&["daemon_reload"], false)? && !call.check_mode {
+        daemon_reload(call, &systemctl).await?
+    } else {
+        None
+    };
     let Some(name) = name else {
         if state.is_some() || enabled.is_some() || masked.is_some() {
             return Err(fail("missing required arguments: name"));
         }
-        return Ok(result([("changed", Value::Bool(false))]));
+        return Ok(with_warning(result([("changed", Value::Bool(false))]), reload_warning));
     };
+    let outcome = manage(call, &systemctl, &name, state, enabled, masked, no_block).await?;
+    Ok(with_warning(outcome, reload_warning))
+}
+
+/// `systemctl daemon-reload`. As in ansible-core, a failure in a chroot (an image being
+/// baked, where no systemd runs) or with `SYSTEMD_OFFLINE=1` is a warning, not an error:
+/// the units are read at the next boot anyway.
+async fn daemon_reload(call: &Call<'_>, systemctl: &str) -> Result<Option<String>, Failure> {
+    let output = call.remote.run(&format!("{systemctl} daemon-reload")).await?;
+    if output.rc == 0 {
+        return Ok(None);
+    }
+    let error = output.stderr_text();
+    let test =
+        format!("{}[ \"${{SYSTEMD_OFFLINE:-}}\" = 1 ] || is_chroot", super::setup::IS_CHROOT);
+    let offline = call.remote.run(&test).await?.rc == 0;
+    if !offline {
+        return Err(fail(format!("failure {} during daemon-reload: {error}", output.rc)));
+    }
+    Ok(Some(format!(
+        "daemon-reload failed, but target is a chroot or systemd is offline. Continuing. \
+         Error was: {} / {error}",
+        output.rc
+    )))
+}
+
+/// Adds `warning` to the result's `warnings`.
+fn with_warning(mut outcome: Map<String, Value>, warning: Option<String>) -> Map<String, Value> {
+    if let Some(warning) = warning {
+        let warnings = outcome.entry("warnings").or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = warnings {
+            list.insert(0, Value::from(warning));
+        }
+    }
+    outcome
+}
+
+/// The unit's mask, enablement and state, brought to what was asked.
+async fn manage(
+    call: &Call<'_>,
+    systemctl: &str,
+    name: &str,
+    state: Option<String>,
+    enabled: Option<bool>,
+    masked: Option<bool>,
+    no_block: &str,
+) -> Outcome {
+    let name = name.to_string();
     let unit = quote(&name);
-    let status = match show(call, &systemctl, &unit).await {
+    let status = match show(call, systemctl, &unit).await {
         Ok(status) if status.contains_key("LoadState") => status,
         // Checked only when show gives nothing, so a booted host pays no extra round trip.
         _ if !systemd_running(call).await? => {
-            return run_offline(call, &systemctl, &name, state.as_deref(), enabled, masked).await;
+            return run_offline(call, systemctl, &name, state.as_deref(), enabled, masked).await;
         }
         shown => shown?,
     };
@@ -110,7 +160,7 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     }
 
     let status =
-        if changed && !call.check_mode { show(call, &systemctl, &unit).await? } else { status };
+        if changed && !call.check_mode { show(call, systemctl, &unit).await? } else { status };
     outcome.insert("status".into(), Value::Object(status));
     outcome.insert("changed".into(), Value::Bool(changed));
     Ok(outcome)
