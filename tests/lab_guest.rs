@@ -8,58 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use common::guest::{Guest, lab_script};
 use common::{Run, free_port};
+
+const VARIANT: Option<&str> = Some("docker");
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn script(name: &str, arguments: &[&str]) -> String {
-    // site.yml installs Docker, so the guest boots the image variant that holds it; dockerd
-    // and containerd start at boot too, so that image takes longer to answer.
-    let boot_timeout = std::env::var("BRAMBLE_LAB_BOOT_TIMEOUT").unwrap_or_else(|_| "600".into());
-    let output = Command::new(repo().join("tests/lab").join(name))
-        .args(arguments)
-        .env("BRAMBLE_LAB_VARIANT", "docker")
-        .env("BRAMBLE_LAB_BOOT_TIMEOUT", boot_timeout)
-        .output()
-        .expect("run a lab script");
-    assert!(
-        output.status.success(),
-        "tests/lab/{name} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-/// A guest booted for this test alone, stopped when dropped.
-struct Guest {
-    name: String,
-    port: u16,
-}
-
-impl Guest {
-    fn boot() -> Guest {
-        let name = format!("test{}", std::process::id());
-        let port = free_port();
-        script("boot.sh", &[&name, &port.to_string()]);
-        Guest { name, port }
-    }
-
-    fn ssh(&self, command: &str) -> String {
-        let output = Command::new(repo().join("tests/lab/ssh.sh"))
-            .arg(&self.name)
-            .arg(command)
-            .output()
-            .expect("ssh");
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("tests/lab/stop.sh")).arg(&self.name).status();
-    }
 }
 
 /// An inventory for the test guest, with the lab's settings and its own ports.
@@ -73,11 +28,7 @@ fn inventory(dir: &Path, guest: &Guest, http_port: u16) -> PathBuf {
     )
     .expect("vars");
     let hosts = dir.join("hosts.ini");
-    std::fs::write(
-        &hosts,
-        format!("[pis]\nlab1 ansible_host=127.0.0.1 ansible_port={} ansible_user=pi\n", guest.port),
-    )
-    .expect("hosts");
+    std::fs::write(&hosts, format!("[pis]\n{}\n", guest.host_line("lab1"))).expect("hosts");
     hosts
 }
 
@@ -98,11 +49,11 @@ fn bramble(inventory: &Path, extra: &[&str]) -> Run {
 
 #[test]
 fn site_installs_node_exporter_on_a_systemd_guest() {
-    script("image.sh", &[]);
-    script("node-exporter.sh", &[]);
+    // site.yml installs Docker, so the guest boots the image variant that holds it.
+    lab_script("node-exporter.sh", &[], VARIANT);
     let http_port = free_port();
-    script("serve.sh", &[&http_port.to_string()]);
-    let guest = Guest::boot();
+    lab_script("serve.sh", &[&http_port.to_string()], VARIANT);
+    let guest = Guest::boot("test", VARIANT);
     let dir = tempfile::tempdir().unwrap();
     let hosts = inventory(dir.path(), &guest, http_port);
 
@@ -141,5 +92,5 @@ fn site_installs_node_exporter_on_a_systemd_guest() {
         first_time.as_secs_f64(),
         second_time.as_secs_f64()
     );
-    script("serve.sh", &["--stop", &http_port.to_string()]);
+    lab_script("serve.sh", &["--stop", &http_port.to_string()], VARIANT);
 }

@@ -3,56 +3,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{Run, free_port};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn script(name: &str, arguments: &[&str]) {
-    let output = Command::new(repo().join("tests/lab").join(name))
-        .args(arguments)
-        .output()
-        .expect("run a lab script");
-    assert!(
-        output.status.success(),
-        "tests/lab/{name} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A guest booted for this test alone, stopped when dropped.
-struct Guest {
-    name: String,
-    port: u16,
-}
-
-impl Guest {
-    fn boot() -> Guest {
-        let name = format!("modules{}", std::process::id());
-        let port = free_port();
-        script("boot.sh", &[&name, &port.to_string()]);
-        Guest { name, port }
-    }
-
-    fn ssh(&self, command: &str) -> String {
-        let output = Command::new(repo().join("tests/lab/ssh.sh"))
-            .arg(&self.name)
-            .arg(command)
-            .output()
-            .expect("ssh");
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("tests/lab/stop.sh")).arg(&self.name).status();
-    }
-}
+use common::Run;
+use common::guest::Guest;
 
 const PLAYBOOK: &str = r#"
 - hosts: all
@@ -87,24 +42,10 @@ fn bramble(dir: &Path, extra: &[&str]) -> Run {
 
 #[test]
 fn sysctl_and_hostname_change_once_and_check_mode_changes_nothing() {
-    script("image.sh", &[]);
-    let guest = Guest::boot();
+    let guest = Guest::boot("modules", None);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("site.yml"), PLAYBOOK).unwrap();
-    let key = std::env::var("BRAMBLE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/bramble"))
-        .join("lab");
-    std::fs::write(
-        dir.path().join("hosts"),
-        format!(
-            "lab1 ansible_host=127.0.0.1 ansible_port={} ansible_user=pi ansible_ssh_private_key_file={} ansible_ssh_common_args='-o UserKnownHostsFile={}'\n",
-            guest.port,
-            key.join("id_ed25519").display(),
-            key.join("known_hosts").display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("hosts"), guest.host_line("lab1") + "\n").unwrap();
     let vars = |swappiness: &str, name: &str| {
         vec!["-e".to_string(), format!("swappiness={swappiness} new_name={name}")]
     };

@@ -10,65 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use common::guest::{Guest, lab_script};
 use common::{Run, free_port};
 
-const VARIANT: &str = "docker";
+const VARIANT: Option<&str> = Some("docker");
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn script(name: &str, arguments: &[&str]) -> String {
-    // dockerd and containerd start at boot too, so this image takes longer to answer.
-    let boot_timeout = std::env::var("BRAMBLE_LAB_BOOT_TIMEOUT").unwrap_or_else(|_| "600".into());
-    let output = Command::new(repo().join("tests/lab").join(name))
-        .args(arguments)
-        .env("BRAMBLE_LAB_VARIANT", VARIANT)
-        .env("BRAMBLE_LAB_BOOT_TIMEOUT", boot_timeout)
-        .output()
-        .expect("run a lab script");
-    assert!(
-        output.status.success(),
-        "tests/lab/{name} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-/// A guest booted for this test alone, stopped when dropped.
-struct Guest {
-    name: String,
-    port: u16,
-}
-
-impl Guest {
-    fn boot() -> Guest {
-        let name = format!("stack{}", std::process::id());
-        let port = free_port();
-        script("boot.sh", &[&name, &port.to_string()]);
-        Guest { name, port }
-    }
-
-    /// Runs a command as root in the guest; its stdout, trimmed.
-    fn root(&self, command: &str) -> String {
-        let output = Command::new(repo().join("tests/lab/ssh.sh"))
-            .arg(format!("root@{}", self.name))
-            .arg(command)
-            .output()
-            .expect("ssh");
-        assert!(
-            output.status.success(),
-            "`{command}` failed in the guest:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("tests/lab/stop.sh")).arg(&self.name).status();
-    }
 }
 
 /// An inventory for the guest with the lab's settings and this test's ports.
@@ -82,11 +30,7 @@ fn inventory(dir: &Path, guest: &Guest, http_port: u16) -> PathBuf {
     )
     .expect("vars");
     let hosts = dir.join("hosts.ini");
-    std::fs::write(
-        &hosts,
-        format!("[pis]\nlab1 ansible_host=127.0.0.1 ansible_port={} ansible_user=pi\n", guest.port),
-    )
-    .expect("hosts");
+    std::fs::write(&hosts, format!("[pis]\n{}\n", guest.host_line("lab1"))).expect("hosts");
     hosts
 }
 
@@ -255,15 +199,14 @@ fn site_deploys_the_stack_and_then_changes_nothing(guest: &Guest, hosts: &Path) 
 
 #[test]
 fn docker_modules_and_the_stack_on_a_guest_with_docker() {
-    script("image.sh", &[]);
-    script("node-exporter.sh", &[]);
+    lab_script("node-exporter.sh", &[], VARIANT);
     let http_port = free_port();
-    script("serve.sh", &[&http_port.to_string()]);
-    let guest = Guest::boot();
+    lab_script("serve.sh", &[&http_port.to_string()], VARIANT);
+    let guest = Guest::boot("stack", VARIANT);
     let dir = tempfile::tempdir().unwrap();
     let hosts = inventory(dir.path(), &guest, http_port);
 
     compose_module_up_noop_recreate_down(&guest, &hosts, dir.path());
     site_deploys_the_stack_and_then_changes_nothing(&guest, &hosts);
-    script("serve.sh", &["--stop", &http_port.to_string()]);
+    lab_script("serve.sh", &["--stop", &http_port.to_string()], VARIANT);
 }

@@ -1,9 +1,10 @@
-//! Test support: a real OpenSSH server on loopback, a fluent builder that runs `bramble` (and
-//! ansible-playbook, the oracle) on the same files, the module tests' differential scaffold,
-//! and output normalisation.
+//! Test support: a real OpenSSH server on loopback, the qemu lab guest, a fluent builder that
+//! runs `bramble` (and ansible-playbook, the oracle) on the same files, the module tests'
+//! differential scaffold, and output normalisation.
 #![allow(dead_code)]
 
 mod differential;
+pub mod guest;
 
 #[allow(unused_imports)]
 pub use differential::{Differential, tree};
