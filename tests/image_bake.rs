@@ -1,6 +1,7 @@
 //! `bramble bake` end to end on the arm64 base made from scratch (debootstrap, cached by
 //! content): an interrupted bake leaves nothing behind; site.yml baked with preloaded
-//! Docker images passes static checks without booting.
+//! Docker images passes static checks without booting; burned to a file with a hostname
+//! and a key, it boots under qemu-system-aarch64 (TCG) and comes up ready over SSH.
 //!
 //! The base build takes many minutes the first time (debootstrap's second stage runs under
 //! qemu-user); later runs reuse it from `~/.cache/bramble/image`.
@@ -8,12 +9,14 @@
 mod image_support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use bramble::lab::Arch;
+use bramble::lab::qemu::{self, BootFiles, Machine, Ports};
 use image_support::of_a_running_bake;
 use image_support::{SERIAL, arm64, base_images, cache, ensure_packages, leftovers, run, sha256};
 use image_support::{repo, text};
@@ -29,6 +32,7 @@ const STACK_IMAGES: [(&str, &str); 6] = [
 ];
 /// Preloaded from an archive named by path rather than by reference.
 const EXTRA_IMAGE: &str = "bramble.test/hello:1";
+const HOSTNAME: &str = "pi07";
 
 fn bake_command(recipe: &Path, output: &Path, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bramble"));
@@ -36,12 +40,18 @@ fn bake_command(recipe: &Path, output: &Path, extra: &[&str]) -> Command {
     command
 }
 
+/// Writes a line to the test process's own stderr, past libtest's capture (which only takes
+/// `eprintln!`), so that CI's log shows the timings of passing tests too.
+fn log(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// Prints a bake's step lines (`done STEP in Ns`) so the test log carries the timings.
 fn report(what: &str, stderr: &str) {
     for line in stderr.lines() {
         let word = line.split_whitespace().next().unwrap_or("");
         if ["done", "note", "baked", "burned"].contains(&word) {
-            eprintln!("[{what}] {}", line.trim());
+            log(&format!("[{what}] {}", line.trim()));
         }
     }
 }
@@ -141,7 +151,7 @@ fn processes_in_cache() -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs the arm64 base: over 40 minutes to build cold here; run with --ignored"]
+#[ignore = "arm64 bake and TCG boot: about 30 min on a warm base cache; not yet passed here"]
 fn an_interrupted_bake_leaves_no_mount_no_loop_device_and_the_base_intact() {
     ensure_packages();
     let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -190,10 +200,11 @@ fn an_interrupted_bake_leaves_no_mount_no_loop_device_and_the_base_intact() {
 
 struct Baked {
     /// Kept for the life of the test process: the outputs and the key live in it.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     image_xz: PathBuf,
     /// The image unpacked (sparse), for the static checks.
     raw: PathBuf,
+    key: PathBuf,
 }
 
 fn observability_recipe(dir: &Path) -> PathBuf {
@@ -253,7 +264,7 @@ fn bake_site() -> Baked {
     let bake = bake_command(&recipe, &output, &[]).output().unwrap();
     let stderr = text(&bake.stderr);
     report("bake site.yml", &stderr);
-    eprintln!("[bake site.yml] {:.0}s in all", started.elapsed().as_secs_f64());
+    log(&format!("[bake site.yml] {:.0}s in all", started.elapsed().as_secs_f64()));
     assert!(bake.status.success(), "bake failed:\n{}{stderr}", text(&bake.stdout));
     // Starting a unit in the chroot is deferred to the first boot, and the bake says so.
     let deferred = stderr.lines().find(|line| line.contains("will start at first boot"));
@@ -263,6 +274,19 @@ fn bake_site() -> Baked {
     }
     assert!(stderr.contains("of Docker images, loaded at first boot"), "{stderr}");
     assert_eq!(leftovers(), Vec::<String>::new());
+    // The packages the docker role fetched stay in the cache for the next bake: the image's
+    // `apt-get clean` ran after the cache was unbound.
+    let cached: Vec<String> = std::fs::read_dir(cache().join("debs"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    for package in ["docker.io_", "containerd_", "linux-image-arm64_"] {
+        assert!(
+            cached.iter().any(|name| name.starts_with(package) && name.ends_with("_arm64.deb")),
+            "no {package}*_arm64.deb left in the package cache"
+        );
+    }
 
     let image_xz = output.join("observability-test.img.xz");
     let raw = dir.path().join("observability-test.img");
@@ -272,7 +296,12 @@ fn bake_site() -> Baked {
         raw.display()
     );
     run("sh", &["-c", &unpack]);
-    Baked { _dir: dir, image_xz, raw }
+    let key = dir.path().join("id_ed25519");
+    run(
+        "ssh-keygen",
+        &["-q", "-t", "ed25519", "-N", "", "-C", "burn@test", "-f", &key.to_string_lossy()],
+    );
+    Baked { dir, image_xz, raw, key }
 }
 
 struct Partition {
@@ -343,7 +372,7 @@ fn fsck(image: &Path, partition: &Partition, checker: &[&str]) {
 }
 
 #[test]
-#[ignore = "needs the arm64 base: over 40 minutes to build cold here; run with --ignored"]
+#[ignore = "arm64 bake and TCG boot: about 30 min on a warm base cache; not yet passed here"]
 fn a_baked_image_passes_the_static_checks() {
     let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let baked = baked();
@@ -380,6 +409,10 @@ fn a_baked_image_passes_the_static_checks() {
     assert!(!ssh.contains("ssh_host_"), "host keys in the image:\n{ssh}");
     assert_eq!(root_file(image, root, "/etc/machine-id"), "uninitialized\n");
 
+    // No package files in the image: the cache was bound there only while provisioning.
+    let archives = root_listing(image, root, "/var/cache/apt/archives");
+    assert!(!archives.contains(".deb"), "packages left in the image:\n{archives}");
+
     // What the bake changed while working is put back.
     let sbin = root_listing(image, root, "/usr/sbin");
     assert!(!sbin.contains("policy-rc.d"), "policy-rc.d left in the image");
@@ -404,4 +437,229 @@ fn a_baked_image_passes_the_static_checks() {
     fsck(image, boot, &["fsck.vfat", "-n"]);
     fsck(image, root, &["e2fsck", "-fn"]);
     assert!(baked.image_xz.with_file_name("observability-test.bmap").is_file());
+}
+
+// ---------------------------------------------------------------------------------------
+// Booting the burned image
+
+/// A guest booted from a burned file by the lab's qemu launcher (on an overlay 1 GiB larger
+/// than the card, so the first boot has room to grow into), stopped when dropped.
+struct Guest {
+    runtime: tokio::runtime::Runtime,
+    dir: PathBuf,
+    ports: Ports,
+    key: PathBuf,
+    known_hosts: PathBuf,
+    console: PathBuf,
+}
+
+impl Guest {
+    fn boot(card: &Path, dir: &Path, key: &Path) -> Guest {
+        let (_, parts) = partitions(card);
+        let boot = &parts[0];
+        let source = format!("{}@@{}", card.display(), boot.start * 512);
+        for name in ["vmlinuz", "initrd.img"] {
+            let status = Command::new("mcopy")
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .args(["-n", "-i", &source, &format!("::/{name}")])
+                .arg(dir.join(name))
+                .status()
+                .unwrap();
+            assert!(status.success(), "mcopy {name}");
+        }
+        // The card's own command line as the lab boots it; the hostname must come from the
+        // burned identity, so none is added.
+        let cmdline = qemu::guest_cmdline(&boot_file(card, boot, "cmdline.txt"), Arch::Arm64);
+        let card_size = std::fs::metadata(card).unwrap().len();
+        let machine = Machine {
+            name: "image-test".into(),
+            boot: BootFiles {
+                arch: Arch::Arm64,
+                disk: card.to_path_buf(),
+                disk_format: "raw".into(),
+                kernel: dir.join("vmlinuz"),
+                initrd: dir.join("initrd.img"),
+                cmdline,
+            },
+            ports: Ports { ssh: free_port(), exporter: free_port() },
+            dir: dir.join("guest"),
+            memory_mib: 2048,
+            cpus: 2,
+            disk_size: Some(card_size + (1 << 30)),
+        };
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(qemu::start(&machine)).unwrap_or_else(|error| panic!("{error}"));
+        Guest {
+            runtime,
+            dir: machine.dir.clone(),
+            ports: machine.ports,
+            key: key.to_path_buf(),
+            known_hosts: dir.join("known_hosts"),
+            console: machine.console_log(),
+        }
+    }
+
+    fn ssh(&self, command: &str) -> Output {
+        Command::new("ssh")
+            .args(["-p", &self.ports.ssh.to_string(), "-i"])
+            .arg(&self.key)
+            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20"])
+            .args(["-o", "StrictHostKeyChecking=accept-new"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .arg("pi@127.0.0.1")
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a command in the guest; its stdout, trimmed. A failure quotes the command.
+    fn run(&self, command: &str) -> String {
+        let output = self.ssh(command);
+        assert!(
+            output.status.success(),
+            "`{command}` failed in the guest:\n{}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        text(&output.stdout).trim().to_string()
+    }
+
+    fn wait_for_ssh(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.ssh("true").status.success() {
+                return;
+            }
+            if qemu::running_pid(&self.dir).is_none() {
+                panic!("qemu is gone:\n{}", self.console_tail());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no SSH after {timeout:?}:\n{}",
+                self.console_tail()
+            );
+            std::thread::sleep(Duration::from_secs(5));
+        }
+    }
+
+    fn console_tail(&self) -> String {
+        let console = std::fs::read_to_string(&self.console).unwrap_or_default();
+        let lines: Vec<&str> = console.lines().rev().take(60).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.runtime.block_on(qemu::stop(&self.dir));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+#[ignore = "arm64 bake and TCG boot: about 30 min on a warm base cache; not yet passed here"]
+fn a_burned_image_boots_ready_under_qemu() {
+    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let baked = baked();
+    let dir = baked.dir.path().join("boot");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let card = dir.join("card.img");
+    let image_size = std::fs::metadata(&baked.raw).unwrap().len();
+    let public_key = baked.key.with_extension("pub");
+    let started = Instant::now();
+    let burn = Command::new(env!("CARGO_BIN_EXE_bramble"))
+        .arg("burn")
+        .arg(&baked.image_xz)
+        .arg(&card)
+        .args(["--hostname", HOSTNAME, "--user", "pi", "--ssh-key"])
+        .arg(&public_key)
+        .output()
+        .unwrap();
+    report("burn", &text(&burn.stderr));
+    assert!(burn.status.success(), "burn failed:\n{}", text(&burn.stderr));
+    log(&format!("[burn] {:.0}s", started.elapsed().as_secs_f64()));
+
+    let started = Instant::now();
+    let mut guest = Guest::boot(&card, &dir, &baked.key);
+    let timeout = std::env::var("BRAMBLE_IMAGE_BOOT_TIMEOUT")
+        .ok()
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap_or(1200);
+    guest.wait_for_ssh(Duration::from_secs(timeout));
+    log(&format!("[boot] SSH answered after {:.0}s", started.elapsed().as_secs_f64()));
+    // Startup is over once every unit that was going to start has (or has failed).
+    let state = text(&guest.ssh("timeout 900 systemctl is-system-running --wait").stdout);
+    log(&format!("[boot] system {} after {:.0}s", state.trim(), started.elapsed().as_secs_f64()));
+    let failed = guest.run("systemctl --failed --no-legend --plain | cut -d' ' -f1");
+    assert_eq!(
+        failed,
+        "",
+        "failed units:\n{}",
+        guest.run("sudo journalctl -b --no-pager -p warning | tail -50")
+    );
+
+    // Identity as burned: the hostname, the key (we are logged in with it).
+    assert_eq!(guest.run("hostname"), HOSTNAME);
+    let authorized = guest.run("cat ~/.ssh/authorized_keys");
+    let key_text = std::fs::read_to_string(&public_key).unwrap();
+    assert!(authorized.contains(key_text.trim()), "{authorized}");
+
+    // A new machine: its own machine id and SSH host keys, made at this boot.
+    let machine_id = guest.run("cat /etc/machine-id");
+    assert!(
+        machine_id.len() == 32 && machine_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{machine_id}"
+    );
+    let host_key = guest.run("cat /etc/ssh/ssh_host_ed25519_key.pub");
+    let known = std::fs::read_to_string(&guest.known_hosts).unwrap();
+    let presented = host_key.split_whitespace().nth(1).unwrap();
+    assert!(known.contains(presented), "the guest's key is not the one it presented");
+
+    // The root file system grew to the end of the (larger) card.
+    let disk = guest.run("cat /sys/class/block/vda/size").parse::<u64>().unwrap() * 512;
+    let root_end: u64 = guest
+        .run("echo $(( $(cat /sys/class/block/vda2/start) + $(cat /sys/class/block/vda2/size) ))")
+        .parse::<u64>()
+        .unwrap()
+        * 512;
+    assert!(disk - root_end < 4 << 20, "rootfs ends at {root_end} of {disk}");
+    let root_size: u64 = guest.run("df -B1 --output=size / | tail -1").parse().unwrap();
+    assert!(
+        root_size > image_size + (1 << 30) - (700 << 20),
+        "/ is {root_size} bytes on a {disk}-byte disk"
+    );
+
+    // node_exporter and Docker running; the preloaded images loaded; the stack up.
+    assert_eq!(
+        guest.run("systemctl is-active node_exporter docker bramble-docker-images stack"),
+        "active\nactive\nactive\nactive"
+    );
+    let metrics =
+        run("curl", &["-fsS", &format!("http://127.0.0.1:{}/metrics", guest.ports.exporter)]);
+    let series = metrics.lines().filter(|line| line.starts_with("node_")).count();
+    assert!(series > 50, "node_exporter serves {series} node_ series:\n{metrics}");
+    for (_, image) in STACK_IMAGES.iter().chain(&[("", EXTRA_IMAGE)]) {
+        guest.run(&format!("sudo docker image inspect --format '{{{{.Id}}}}' {image}"));
+    }
+    assert_eq!(guest.run("sudo ls -A /var/lib/bramble/docker-images"), "");
+    let running = guest.run("sudo docker ps --format '{{.Names}}' | sort | tr '\\n' ' '");
+    assert_eq!(running, "alloy cadvisor grafana loki phoenix prometheus", "{running}");
+    for file in [
+        "prometheus/prometheus.yml",
+        "loki/loki.yaml",
+        "grafana/compose.yaml",
+        "alloy/config.alloy",
+    ] {
+        guest.run(&format!("test -s ~/.iac-toolbox/{file}"));
+    }
+    log(&format!(
+        "[boot test] {:.0}s from power on to all checks",
+        started.elapsed().as_secs_f64()
+    ));
 }

@@ -89,8 +89,13 @@ pub async fn bake(options: &BakeOptions) -> Result<Outputs> {
     if !script.is_empty() {
         chroot_script(&chroot, "baking the identity in", &script).await?;
     }
+    let depth_packages = cleanup.depth();
+    bind_package_cache(&cache, &root, &mut cleanup).await?;
     steps.pause();
     run_playbook(&loaded, options, &root, &playbook, &work).await?;
+    cleanup
+        .release_to(depth_packages)
+        .map_err(|e| Error::image("unbinding the package cache", e))?;
     report_deferred(&chroot, &units_before, &steps).await?;
     steps.done();
 
@@ -120,6 +125,27 @@ pub async fn bake(options: &BakeOptions) -> Result<Outputs> {
     cleanup.finish().map_err(|e| Error::image("cleaning up", e))?;
     eprintln!("{:>12} {} ({})", "baked", outputs.image_xz.display(), steps.summary());
     Ok(outputs)
+}
+
+/// Binds the cache's package folder over the image's `/var/cache/apt/archives` while the
+/// playbook runs, so a package fetched by one bake is not fetched again by the next. The
+/// folder is debootstrap's too; apt names each file by package, version and architecture and
+/// checks it against the index's hash before using it, so a stale file is never installed.
+/// Unbound before the image is cleaned, whose `apt-get clean` would empty the cache.
+async fn bind_package_cache(cache: &Path, root: &Path, cleanup: &mut Cleanup) -> Result<()> {
+    let debs = cache.join("debs");
+    let partial = debs.join("partial");
+    std::fs::create_dir_all(&partial).map_err(|e| io("creating the package cache", &partial, e))?;
+    let archives = root.join("var/cache/apt/archives");
+    std::fs::create_dir_all(&archives).map_err(|e| io("creating", &archives, e))?;
+    host::run(
+        "binding the package cache",
+        "mount",
+        &["--bind".as_ref(), debs.as_os_str(), archives.as_os_str()],
+    )
+    .await?;
+    cleanup.unmount(&archives);
+    Ok(())
 }
 
 /// Cleans up after bakes that were killed outright (nothing could run their cleanup).

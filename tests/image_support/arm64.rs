@@ -12,13 +12,13 @@ use super::{cache, run, sha256};
 pub const SUITE: &str = "trixie";
 pub const MIRROR: &str = "http://deb.debian.org/debian";
 
-/// The base every bake test shares (one cached debootstrap): the core packages and Debian's
-/// Docker, so the docker role finds it installed and nothing is fetched while baking.
+/// The base every bake test shares, and the same as `images/lab.yml`'s, so that one cached
+/// debootstrap serves the lab and the tests: bramble's core packages only. Docker is
+/// installed by site.yml's docker role while baking, as it would be on a user's image.
 pub const BASE: &str = "base:
   debootstrap:
     suite: trixie
     architecture: arm64
-    packages: [docker.io, docker-cli, docker-compose]
 ";
 
 /// The arm64 `.deb` of `package` from the bake's package cache, downloaded (with
@@ -65,7 +65,13 @@ pub fn tiny_docker_archive(archive: &Path, tags: &[&str]) {
     extract(&deb("busybox-static"), &unpacked);
     let rootfs = work.path().join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::copy(unpacked.join("bin/busybox"), rootfs.join("bin/busybox")).unwrap();
+    // trixie's package has it in /usr/bin (merged /usr); older ones in /bin.
+    let busybox = ["usr/bin/busybox", "bin/busybox"]
+        .iter()
+        .map(|inside| unpacked.join(inside))
+        .find(|path| path.is_file())
+        .expect("busybox-static holds no busybox");
+    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
     for tool in ["sh", "sleep"] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
     }
@@ -107,7 +113,10 @@ pub fn tiny_docker_archive(archive: &Path, tags: &[&str]) {
     let manifest = serde_json::json!([{"Config": config_name, "RepoTags": tags, "Layers": ["layer/layer.tar"]}]);
     std::fs::write(image.join("manifest.json"), manifest.to_string()).unwrap();
     std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
-    run("tar", &["-C", &image.to_string_lossy(), "-cf", &archive.to_string_lossy(), "."]);
+    // Member names as `docker save` writes them: no leading `./`.
+    let image_dir = image.to_string_lossy();
+    let archive_path = archive.to_string_lossy();
+    run("tar", &["-C", &image_dir, "-cf", &archive_path, "manifest.json", &config_name, "layer"]);
 }
 
 /// Packs Debian's arm64 prometheus-node-exporter as upstream's release tarball in `www`;
