@@ -142,3 +142,22 @@ fn pause_without_a_duration_is_not_supported_yet() {
         .arg("hosts");
     test.bramble().code(2).stdout_has("not supported yet: pause without seconds or minutes");
 }
+
+/// A reboot over the local connection would restart this machine: both tools refuse it
+/// before running anything, with the same result.
+#[test]
+fn reboot_refuses_the_local_connection_as_ansible_does() {
+    let test = common::Test::new()
+        .file(
+            "site.yml",
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - reboot:\n      register: r\n      ignore_errors: true\n    - debug: { msg: \"{{ r.msg }} {{ r.rebooted }} {{ r.changed }}\" }\n",
+        )
+        .file("hosts", "localhost ansible_connection=local\n")
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts");
+    let expected =
+        "Running reboot with local connection would reboot the control node. False False";
+    test.ansible().success().stdout_has(expected);
+    test.bramble().success().stdout_has(expected);
+}

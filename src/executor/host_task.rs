@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::connect::{self, ConnectionKey};
 use super::{HostState, Inherited, PlayScope, Shared, vars};
-use crate::connection::{Become, quote};
+use crate::connection::{Become, Connection, quote};
 use crate::modules::{self, Args, Call, Failure, Remote};
 use crate::output::Status;
 use crate::playbook::{Task, TaskBody, display_string};
@@ -63,6 +63,14 @@ fn inventory_changes(result: &Map<String, Value>, host: &str) -> Vec<InventoryCh
         });
     }
     changes
+}
+
+/// A task's connection and what it takes to open it again.
+struct Opened {
+    connection: Arc<Connection>,
+    key: ConnectionKey,
+    target: Option<crate::connection::SshTarget>,
+    delegated: bool,
 }
 
 /// Modules that run on the controller and never need the host's connection.
@@ -392,24 +400,26 @@ impl Step<'_> {
             }
         };
 
-        let connection = if CONTROLLER_ONLY.contains(&self.module) {
+        let opened = if CONTROLLER_ONLY.contains(&self.module) {
             None
         } else {
             match self.connection(state, &context).await {
-                Ok(connection) => Some(connection),
+                Ok(opened) => Some(opened),
                 Err(failure) => return self.finish_failure(state, failure, report, item),
             }
         };
-        let connection = connection.unwrap_or_else(|| {
-            Arc::new(crate::connection::Connection::Local(crate::connection::LocalConnection))
-        });
+        let connection =
+            opened.as_ref().map(|opened| opened.connection.clone()).unwrap_or_else(|| {
+                Arc::new(crate::connection::Connection::Local(crate::connection::LocalConnection))
+            });
+        let target = opened.as_ref().and_then(|opened| opened.target.clone());
         let time_limit = match self.time_limit(&context) {
             Ok(limit) => limit,
             Err(message) => {
                 return self.finish_failure(state, modules::fail(message), report, item);
             }
         };
-        let remote = Remote { connection, become_settings, environment, time_limit };
+        let remote = Remote::new(connection, target, become_settings, environment, time_limit);
         let check_mode = match self.keywords.get("check_mode").and_then(modules::args_to_bool) {
             Some(forced) => forced,
             None => self.shared.options.check,
@@ -445,6 +455,9 @@ impl Step<'_> {
                 tokio::time::timeout(limit, running).await.unwrap_or_else(|_| Err(timed_out(limit)))
             }
         };
+        if let (Some(opened), Some(fresh)) = (&opened, remote.replacement()) {
+            self.keep_connection(state, opened, fresh);
+        }
         self.interpret(state, outcome, &context, report, item)
     }
 
@@ -517,11 +530,12 @@ impl Step<'_> {
         paths
     }
 
+    /// The host's connection (or the delegated host's), opened on first use and reused.
     async fn connection(
         &self,
         state: &mut HostState,
         context: &Arc<Context>,
-    ) -> Result<Arc<crate::connection::Connection>, Failure> {
+    ) -> Result<Opened, Failure> {
         let delegate = self.delegate_slot().clone().map(|(name, _)| name);
         let (target, mut connection_vars) = match &delegate {
             Some(delegate) => (delegate.clone(), self.delegated_vars(delegate)?),
@@ -542,13 +556,19 @@ impl Step<'_> {
         let settings =
             connect::settings(&target, &connection_vars, &self.shared.options, play_user)
                 .map_err(modules::fail)?;
+        let opened = |connection| Opened {
+            connection,
+            key: settings.key.clone(),
+            target: settings.target.clone(),
+            delegated: delegate.is_some(),
+        };
         if delegate.is_some() {
-            return self.delegated_connection(state, &settings).await;
+            return Ok(opened(self.delegated_connection(state, &settings).await?));
         }
         if let Some((key, connection)) = &state.connection
             && *key == settings.key
         {
-            return Ok(connection.clone());
+            return Ok(opened(connection.clone()));
         }
         let connection =
             connect::open(&settings).await.map_err(|error| Failure::Unreachable(error.0))?;
@@ -557,7 +577,23 @@ impl Step<'_> {
         if settings.key == ConnectionKey::Local {
             tracing::debug!(host = %state.name, "using the local connection");
         }
-        Ok(connection)
+        Ok(opened(connection))
+    }
+
+    /// A module reopened the connection (reboot, wait_for_connection): the later tasks use
+    /// the fresh one, and it is closed with the others at the end.
+    fn keep_connection(&self, state: &mut HostState, opened: &Opened, fresh: Arc<Connection>) {
+        let slot = if opened.delegated {
+            state.delegated.iter_mut().find(|(key, _)| *key == opened.key).map(|(_, c)| c)
+        } else {
+            state.connection.as_mut().filter(|(key, _)| *key == opened.key).map(|(_, c)| c)
+        };
+        match slot {
+            Some(connection) => *connection = fresh.clone(),
+            None if opened.delegated => state.delegated.push((opened.key.clone(), fresh.clone())),
+            None => state.connection = Some((opened.key.clone(), fresh.clone())),
+        }
+        self.shared.connections.lock().unwrap_or_else(|p| p.into_inner()).push(fresh);
     }
 
     fn delegate_slot(&self) -> std::sync::MutexGuard<'_, Option<(String, String)>> {

@@ -298,7 +298,7 @@ fn mkdir_parent(path: &str) -> String {
 }
 
 /// Ansible's backup name: `<path>.<pid>.<YYYY-MM-DD@HH:MM:SS~>`.
-fn backup_name(path: &str) -> String {
+pub fn backup_name(path: &str) -> String {
     let stamp = chrono::Local::now().format("%Y-%m-%d@%H:%M:%S~");
     format!("{path}.{}.{stamp}", std::process::id())
 }

@@ -24,11 +24,15 @@ mod getent;
 mod hostname;
 pub mod include_vars;
 mod lineinfile;
+mod modprobe;
+mod mount;
 mod package;
 mod package_facts;
 mod pause;
+mod reboot;
 mod replace;
 mod script;
+mod service_facts;
 mod setup;
 mod slurp;
 mod stat;
@@ -47,7 +51,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::connection::{Become, Connection, Output, Unreachable, wrap_become};
+use crate::connection::{
+    Become, Connection, Output, SshConnection, SshTarget, Unreachable, wrap_become,
+};
 use crate::template::{Context, Templar};
 
 pub use args::{Args, to_bool as args_to_bool};
@@ -83,7 +89,12 @@ pub fn fail(message: impl Into<String>) -> Failure {
 
 /// The host as a module sees it: a connection and the become settings of this task.
 pub struct Remote {
-    pub connection: Arc<Connection>,
+    /// The live connection; `reconnect` swaps in a fresh one.
+    connection: std::sync::Mutex<Arc<Connection>>,
+    /// How to open the connection again, for SSH; local and chroot connections never break.
+    target: Option<SshTarget>,
+    /// Whether `reconnect` replaced the connection the task started with.
+    replaced: std::sync::atomic::AtomicBool,
     pub become_settings: Become,
     /// The task's `environment:`, exported before every command.
     pub environment: Vec<(String, String)>,
@@ -92,6 +103,68 @@ pub struct Remote {
 }
 
 impl Remote {
+    pub fn new(
+        connection: Arc<Connection>,
+        target: Option<SshTarget>,
+        become_settings: Become,
+        environment: Vec<(String, String)>,
+        time_limit: Option<std::time::Duration>,
+    ) -> Remote {
+        Remote {
+            connection: std::sync::Mutex::new(connection),
+            target,
+            replaced: std::sync::atomic::AtomicBool::new(false),
+            become_settings,
+            environment,
+            time_limit,
+        }
+    }
+
+    /// The connection commands go through now.
+    pub fn connection(&self) -> Arc<Connection> {
+        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Whether the host is this machine (`ansible_connection=local`).
+    pub fn is_local(&self) -> bool {
+        matches!(*self.connection(), Connection::Local(_))
+    }
+
+    /// Whether `reconnect` can open a fresh session (SSH only).
+    pub fn reconnectable(&self) -> bool {
+        self.target.is_some()
+    }
+
+    /// Closes the connection and opens a fresh one, giving up after `timeout` (the host's
+    /// own connection timeout when `None`), as a reboot or a host coming back needs. On
+    /// local and chroot connections there is nothing to reopen.
+    pub async fn reconnect(&self, timeout: Option<std::time::Duration>) -> Result<(), Unreachable> {
+        let Some(target) = &self.target else { return Ok(()) };
+        let mut target = target.clone();
+        if let Some(timeout) = timeout {
+            target.timeout = timeout;
+        }
+        let limit = target.timeout + std::time::Duration::from_secs(5);
+        let opening = SshConnection::connect(target);
+        let fresh = match tokio::time::timeout(limit, opening).await {
+            Ok(result) => Arc::new(Connection::Ssh(result?)),
+            Err(_) => return Err(Unreachable(format!("no SSH session within {limit:?}"))),
+        };
+        let old = std::mem::replace(
+            &mut *self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
+            fresh,
+        );
+        self.replaced.store(true, std::sync::atomic::Ordering::SeqCst);
+        // A host that went away may never answer the goodbye.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), old.close()).await;
+        Ok(())
+    }
+
+    /// The connection `reconnect` opened, for the executor to keep using after the task.
+    pub fn replacement(&self) -> Option<Arc<Connection>> {
+        self.replaced.load(std::sync::atomic::Ordering::SeqCst).then(|| self.connection())
+    }
+
     /// Runs a command line as the become user, if any.
     pub async fn run(&self, command: &str) -> Result<Output, Failure> {
         self.run_with_input(command, None).await
@@ -115,7 +188,7 @@ impl Remote {
         }
         let wrapped = wrap_become(&line, &self.become_settings).map_err(fail)?;
         let input = self.become_settings.stdin(stdin);
-        let output = self.connection.exec(&wrapped, input.as_deref()).await?;
+        let output = self.connection().exec(&wrapped, input.as_deref()).await?;
         if let Some(message) = become_failure(&self.become_settings, &output) {
             return Err(fail(message));
         }
@@ -772,6 +845,45 @@ const SPECS: &[Spec] = &[
         params: &["_raw_params", "cmd", "creates", "removes", "chdir", "executable", "decrypt"],
     },
     Spec { name: "pause", aliases: &[], params: &["minutes", "seconds", "prompt", "echo"] },
+    Spec { name: "service_facts", aliases: &[], params: &[] },
+    Spec { name: "modprobe", aliases: &[], params: &["name", "state", "params", "persistent"] },
+    Spec {
+        name: "mount",
+        aliases: &[],
+        params: &[
+            "path",
+            "name",
+            "src",
+            "fstype",
+            "opts",
+            "opts_no_log",
+            "dump",
+            "passno",
+            "state",
+            "fstab",
+            "boot",
+            "backup",
+        ],
+    },
+    Spec {
+        name: "reboot",
+        aliases: &[],
+        params: &[
+            "reboot_timeout",
+            "reboot_timeout_sec",
+            "connect_timeout",
+            "connect_timeout_sec",
+            "msg",
+            "pre_reboot_delay",
+            "pre_reboot_delay_sec",
+            "post_reboot_delay",
+            "post_reboot_delay_sec",
+            "test_command",
+            "boot_time_command",
+            "search_paths",
+            "reboot_command",
+        ],
+    },
     Spec {
         name: "wait_for_connection",
         aliases: &[],
@@ -939,6 +1051,10 @@ pub const NAMES: &[&str] = &[
     "script",
     "pause",
     "wait_for_connection",
+    "service_facts",
+    "modprobe",
+    "mount",
+    "reboot",
     "debug",
     "set_fact",
     "add_host",
@@ -1056,6 +1172,10 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         "script" => script::run(call).await,
         "pause" => pause::run(call).await,
         "wait_for_connection" => wait_for_connection::run(call).await,
+        "service_facts" => service_facts::run(call).await,
+        "modprobe" => modprobe::run(call).await,
+        "mount" => mount::run(call).await,
+        "reboot" => reboot::run(call).await,
         "debug" => control::debug(call),
         "set_fact" => control::set_fact(call),
         "include_vars" => include_vars::run(call),
