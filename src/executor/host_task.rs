@@ -146,7 +146,18 @@ pub async fn run(
         }
     }
     match status {
-        Status::Failed => state.failed = true,
+        Status::Failed => {
+            state.failed = true;
+            // What a `rescue:` section reads about the failure, as in ansible-core.
+            let failed_task = serde_json::json!({
+                "name": task.name.clone().unwrap_or_default(),
+                "action": module,
+                "args": args,
+            });
+            state.registered.insert("ansible_failed_task".into(), failed_task);
+            let failed_result = Value::Object(registered_form(&result));
+            state.registered.insert("ansible_failed_result".into(), failed_result);
+        }
         Status::Unreachable => state.unreachable = true,
         _ => {}
     }

@@ -184,15 +184,35 @@ impl Display {
 
 /// Ansible's `[ERROR]: …` block with `Origin:` and the task's lines.
 pub fn error_block(headline: &str, mark: &crate::error::Mark) -> String {
+    // ansible-core fits the excerpt in 120 columns: a longer line ends in `...`, and the
+    // column marker moves left of the caret when it would not fit on the right.
+    const MAX_WIDTH: usize = 120;
+    const MARKER: &str = "...";
     let lines: Vec<&str> = mark.source.text.lines().collect();
     let first = mark.line.saturating_sub(2).max(1);
     let width = mark.line.to_string().len();
+    let max_line = MAX_WIDTH - width - 1;
+    let mut usable = max_line;
     let mut block = format!("[ERROR]: {headline}\nOrigin: {}\n\n", mark.location());
     for number in first..=mark.line {
-        let text = lines.get(number - 1).copied().unwrap_or("");
-        block.push_str(&format!("{number:>width$} {text}\n"));
+        let mut text = lines.get(number - 1).copied().unwrap_or("").replace('\t', " ");
+        if text.chars().count() > max_line {
+            text = text.chars().take(max_line - MARKER.len()).collect::<String>() + MARKER;
+            usable = max_line - MARKER.len();
+        }
+        let gap = if text.is_empty() { "" } else { " " };
+        block.push_str(&format!("{number:>width$}{gap}{text}\n"));
     }
-    block.push_str(&format!("{}^ column {}\n", " ".repeat(width + mark.column), mark.column));
+    if (1..=usable).contains(&mark.column) {
+        let label = format!("column {}", mark.column);
+        let index = mark.column - 1;
+        let marker = if index + 2 + label.len() > max_line {
+            format!("{}{label} ^", " ".repeat(index.saturating_sub(label.len() + 1)))
+        } else {
+            format!("{}^ {label}", " ".repeat(index))
+        };
+        block.push_str(&format!("{} {marker}\n", " ".repeat(width)));
+    }
     block
 }
 

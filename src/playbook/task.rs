@@ -462,7 +462,7 @@ pub fn free_form(module: &str, text: &str) -> Result<Map<String, Value>, String>
         });
         match assignment {
             Some((key, value)) if !command_like || modules::FREE_FORM_OPTIONS.contains(&key) => {
-                args.insert(key.to_string(), Value::String(unquote(value)));
+                args.insert(key.to_string(), Value::String(unquote(&decode_escapes(value))));
             }
             // The command keeps its own spacing and newlines (a `shell: |` script).
             _ if command_like => {
@@ -482,6 +482,65 @@ pub fn free_form(module: &str, text: &str) -> Result<Map<String, Value>, String>
         args.insert("_raw_params".to_string(), Value::String(raw));
     }
     Ok(args)
+}
+
+/// Python's escapes in a `key=value` word, decoded as ansible-core's parse_kv decodes them:
+/// `content="new\n"` writes a newline. A backslash before anything else stays as written.
+fn decode_escapes(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut index = 0;
+    while index < chars.len() {
+        let (decoded, used) = match (chars[index], chars.get(index + 1)) {
+            ('\\', Some(&next)) => escape_at(&chars[index + 1..], next),
+            _ => (None, 1),
+        };
+        match decoded {
+            Some(ch) => out.push(ch),
+            None => out.push(chars[index]),
+        }
+        index += if decoded.is_some() { used } else { 1 };
+    }
+    out
+}
+
+/// The character an escape after a backslash stands for, and how many characters (with the
+/// backslash) it takes.
+fn escape_at(rest: &[char], next: char) -> (Option<char>, usize) {
+    let simple = match next {
+        '\\' => Some('\\'),
+        '\'' => Some('\''),
+        '"' => Some('"'),
+        'a' => Some('\x07'),
+        'b' => Some('\x08'),
+        'f' => Some('\x0c'),
+        'n' => Some('\n'),
+        'r' => Some('\r'),
+        't' => Some('\t'),
+        'v' => Some('\x0b'),
+        _ => None,
+    };
+    if simple.is_some() {
+        return (simple, 2);
+    }
+    let hex = |digits: usize| -> (Option<char>, usize) {
+        let text: String = rest.iter().skip(1).take(digits).collect();
+        let valid = text.len() == digits && text.chars().all(|c| c.is_ascii_hexdigit());
+        let ch = valid.then(|| u32::from_str_radix(&text, 16).ok().and_then(char::from_u32));
+        (ch.flatten(), digits + 2)
+    };
+    match next {
+        'x' => hex(2),
+        'u' => hex(4),
+        'U' => hex(8),
+        '0'..='7' => {
+            let digits: String =
+                rest.iter().take(3).take_while(|c| ('0'..='7').contains(c)).collect();
+            let ch = u32::from_str_radix(&digits, 8).ok().and_then(char::from_u32);
+            (ch, digits.len() + 1)
+        }
+        _ => (None, 1),
+    }
 }
 
 fn unquote(text: &str) -> String {
@@ -553,6 +612,15 @@ mod tests {
         assert_eq!(json!(args), json!({"msg": "{{ item }}"}));
         let args = free_form("copy", "dest=/x content=\"a b\"").unwrap();
         assert_eq!(json!(args), json!({"dest": "/x", "content": "a b"}));
+    }
+
+    #[test]
+    fn key_value_escapes_are_decoded_as_ansible_does() {
+        let args = free_form("copy", r#"content="new\n\tx\x41\u00e9\101\\ \d" dest=/x"#).unwrap();
+        assert_eq!(json!(args), json!({"content": "new\n\txA\u{e9}A\\ \\d", "dest": "/x"}));
+        // The command itself keeps its backslashes: the shell reads them.
+        let args = free_form("shell", r"printf 'a\n'").unwrap();
+        assert_eq!(json!(args), json!({"_raw_params": r"printf 'a\n'"}));
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub fn register(environment: &mut Environment<'static>) {
 }
 
 /// The Python type name Ansible reports for a value.
-fn type_debug(value: Value) -> &'static str {
+pub fn type_debug(value: Value) -> &'static str {
     use minijinja::value::ValueKind;
     match value.kind() {
         ValueKind::Undefined | ValueKind::None => "NoneType",

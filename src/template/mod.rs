@@ -104,6 +104,16 @@ impl Templar {
                 "the conditional check '{expression}' failed: '{name}' is undefined"
             )));
         }
+        // ansible-core 2.19 refuses a condition whose result is not a boolean (a "false"
+        // string from -e or an INI inventory would otherwise count as true).
+        if value.kind() != minijinja::value::ValueKind::Bool {
+            let truth = if value.is_true() { "True" } else { "False" };
+            return Err(Error::template(format!(
+                "Conditional result ({truth}) was derived from value of type '{}' at \
+                 '<unknown>'. Conditionals must have a boolean result.",
+                filters::type_debug(value)
+            )));
+        }
         Ok(value.is_true())
     }
 
