@@ -98,11 +98,13 @@ impl Guest {
     }
 
     /// An inventory line for this guest as user `pi`, with the lab's key and known_hosts, so
-    /// that bramble and ansible-playbook reach it alike.
+    /// that bramble and ansible-playbook reach it alike. The SSH timeout is 30 s: on a loaded
+    /// machine a TCG guest (a docker one just booted most of all) can leave keepalives
+    /// unanswered for the default 10 s, and the session is dropped as unreachable.
     pub fn host_line(&self, name: &str) -> String {
         let lab = lab_dir();
         format!(
-            "{name} ansible_host=127.0.0.1 ansible_port={} ansible_user=pi \
+            "{name} ansible_host=127.0.0.1 ansible_port={} ansible_user=pi ansible_ssh_timeout=30 \
              ansible_ssh_private_key_file={} ansible_ssh_common_args='-o UserKnownHostsFile={}'",
             self.port,
             lab.join("id_ed25519").display(),
