@@ -372,7 +372,6 @@ fn fsck(image: &Path, partition: &Partition, checker: &[&str]) {
 }
 
 #[test]
-#[ignore = "arm64 bake and TCG boot: about 30 min on a warm base cache; not yet passed here"]
 fn a_baked_image_passes_the_static_checks() {
     let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let baked = baked();
