@@ -21,7 +21,8 @@ linear strategy waits for the slowest host at every task.
 
 Needs root (sshd, namespaces), openssh-server, iproute2, ansible-core 2.19 and a release
 build of bramble (cargo build --release). Servers listen on 127.0.0.1 or inside the
-script's own namespaces only; each host works in its own folder under a temp dir.
+script's own namespaces only; each host works in its own folder under a temp dir. The servers
+see an empty ~/.bashrc (see Fleet.clean_login), as a Pi's non-interactive shell would.
 """
 
 import asyncio
@@ -112,9 +113,22 @@ class Fleet:
     def spawn(self, index, prefix, address, port):
         config = self.sshd_config(index, address, port)
         log = open(os.path.join(self.work, f"sshd_{index}.log"), "w")
-        self.servers.append(
-            subprocess.Popen(prefix + ["/usr/sbin/sshd", "-D", "-e", "-f", config], stderr=log)
-        )
+        command = prefix + self.clean_login() + ["/usr/sbin/sshd", "-D", "-e", "-f", config]
+        self.servers.append(subprocess.Popen(command, stderr=log))
+
+    def clean_login(self):
+        """A prefix that gives sshd its own mount namespace with an empty ~/.bashrc.
+
+        bash sources ~/.bashrc for every command sshd starts, even non-interactive ones; a
+        Pi's returns at once, but the controller's may not (a pyenv init here costs 300 ms
+        a command), and that would be timed as the tools' own work."""
+        bashrc = os.path.join(os.path.expanduser("~root"), ".bashrc")
+        if not os.path.exists(bashrc):
+            return []
+        empty = os.path.join(self.work, "empty_bashrc")
+        open(empty, "w").close()
+        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", empty, bashrc]
 
     def start_namespaced(self):
         tag = os.getpid() % 100000

@@ -274,7 +274,7 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
             let script = format!(
                 "{} && {}",
                 prepare_command(&keyfile, uid, gid, manage_dir),
-                files::atomic_write_command(&keyfile, None, None, None, None)
+                files::atomic_write_command(&keyfile, files::Fill::Stdin, None, None, None, None)
             );
             let output = call.remote.run_with_input(&script, Some(new.as_bytes())).await?;
             if output.rc != 0 {

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 
-use super::files::{self, FileKind, Mode};
+use super::files::{self, FileKind, Fill, Mode};
 use super::{Call, Failure, Outcome, fail, result};
-use crate::connection::quote;
+use crate::connection::{Output, quote};
 
 pub async fn run_copy(call: &mut Call<'_>) -> Outcome {
     let dest = call.args.required(&["dest"])?;
@@ -115,9 +115,37 @@ async fn put(
         return Err(fail(format!("validate must contain %s: {check}")));
     }
 
-    // Query, in one round trip (two when dest is a directory): what is there now.
+    let checksum = hex::encode(Sha1::digest(content));
+    let wants_backup = call.args.flag(&["backup"], false)?;
+
+    // Query and, when the content differs, write in the same round trip where nothing has
+    // to be looked at in between: the common case of a small file put in place.
     let mut dest = dest.to_string();
-    let mut probe = files::probe(call.remote, &dest, "sha1").await?;
+    let at_once = !call.check_mode
+        && !call.diff
+        && force
+        && !wants_backup
+        && !dest.ends_with('/')
+        && content.len() <= AT_ONCE_LIMIT;
+    let mut probe = if at_once {
+        let write =
+            WriteArgs { mode: mode.as_ref(), owner: &owner, group: &group, validate: &validate };
+        let (probe, written) = probe_and_write(call, &dest, content, &checksum, write).await?;
+        if let Some(after) = written {
+            let mut outcome = result([
+                ("changed", Value::Bool(true)),
+                ("dest", Value::from(dest.clone())),
+                ("checksum", Value::from(checksum)),
+            ]);
+            describe_or_size(&mut outcome, after, content.len());
+            return Ok(outcome);
+        }
+        probe
+    } else {
+        files::probe(call.remote, &dest, "sha1").await?
+    };
+
+    // Otherwise the query alone (again under the source's name when dest is a directory).
     let is_directory = probe.state.as_ref().is_some_and(|state| state.kind == FileKind::Directory);
     if dest.ends_with('/') || is_directory {
         let Some(name) = source_name else {
@@ -126,7 +154,6 @@ async fn put(
         dest = format!("{}/{name}", dest.trim_end_matches('/'));
         probe = files::probe(call.remote, &dest, "sha1").await?;
     }
-    let checksum = hex::encode(Sha1::digest(content));
     let differs = probe.checksum.as_deref() != Some(checksum.as_str());
     let exists = probe.state.is_some();
 
@@ -138,7 +165,7 @@ async fn put(
         if call.check_mode {
             (true, probe.state)
         } else {
-            if call.args.flag(&["backup"], false)? && exists {
+            if wants_backup && exists {
                 let backup = backup(call, &dest).await?;
                 outcome.insert("backup_file".into(), Value::from(backup));
             }
@@ -173,13 +200,86 @@ async fn put(
     outcome.insert("changed".into(), Value::Bool(changed));
     outcome.insert("dest".into(), Value::from(dest.clone()));
     outcome.insert("checksum".into(), Value::from(checksum));
+    describe_or_size(&mut outcome, after, content.len());
+    Ok(outcome)
+}
+
+fn describe_or_size(
+    outcome: &mut Map<String, Value>,
+    after: Option<files::FileState>,
+    size: usize,
+) {
     match after {
-        Some(state) => files::describe(&mut outcome, &state),
+        Some(state) => files::describe(outcome, &state),
         None => {
-            outcome.insert("size".into(), Value::from(content.len()));
+            outcome.insert("size".into(), Value::from(size));
         }
     }
-    Ok(outcome)
+}
+
+/// Content up to this size goes along with the query, whether it turns out to be needed or
+/// not: sending it costs less than a second round trip.
+const AT_ONCE_LIMIT: usize = 64 * 1024;
+
+/// The attributes a write gives the new file.
+#[derive(Clone, Copy)]
+struct WriteArgs<'a> {
+    mode: Option<&'a Mode>,
+    owner: &'a Option<String>,
+    group: &'a Option<String>,
+    validate: &'a Option<String>,
+}
+
+/// One script: what `dest` is now (as [`files::probe_command`] prints it), then, unless it
+/// is a directory or already holds `checksum`'s content, `written:` and the atomic write's
+/// output. Content goes on stdin either way.
+pub fn probe_and_write_command(
+    dest: &str,
+    checksum: &str,
+    mode: Option<&Mode>,
+    owner: Option<&str>,
+    group: Option<&str>,
+    validate: Option<&str>,
+) -> String {
+    let quoted = quote(dest);
+    let write = files::atomic_write_command(dest, Fill::Stdin, mode, owner, group, validate);
+    format!(
+        "{stat}; sum=; if [ -f {quoted} ]; then sum=$(sha1sum -- {quoted}) || true; \
+         printf 'checksum:%s\\n' \"$sum\"; fi; case \"$sum\" in {checksum}\\ *) exit 0;; esac; \
+         if [ -d {quoted} ] && [ ! -L {quoted} ]; then exit 0; fi; echo written:; {write}",
+        stat = files::stat_command(dest),
+    )
+}
+
+/// Runs [`probe_and_write_command`]: the probe, and the state after when it wrote.
+async fn probe_and_write(
+    call: &Call<'_>,
+    dest: &str,
+    content: &[u8],
+    checksum: &str,
+    write: WriteArgs<'_>,
+) -> Result<(files::Probe, Option<Option<files::FileState>>), Failure> {
+    let script = probe_and_write_command(
+        dest,
+        checksum,
+        write.mode,
+        write.owner.as_deref(),
+        write.group.as_deref(),
+        write.validate.as_deref(),
+    );
+    let command = format!("bramble_size={}; {script}", content.len());
+    let output = call.remote.run_with_input(&command, Some(content)).await?;
+    let stdout = output.stdout_text();
+    match stdout.split_once("written:\n") {
+        Some((before, after)) => {
+            let after = Output { stdout: after.as_bytes().to_vec(), ..output.clone() };
+            Ok((files::parse_probe(before), Some(files::written(&after, dest)?)))
+        }
+        None if output.rc != 0 => {
+            Err(fail(format!("failed to look at {dest}: {}", output.stderr_text().trim())))
+        }
+        None => Ok((files::parse_probe(&stdout), None)),
+    }
 }
 
 async fn diff_of(
@@ -238,12 +338,12 @@ async fn copy_remote(call: &mut Call<'_>, src: &str, dest: &str) -> Outcome {
         if !call.check_mode {
             let script = files::atomic_write_command(
                 &dest,
+                Fill::RemoteFile(src),
                 mode.as_ref(),
                 owner.as_deref(),
                 group.as_deref(),
                 None,
-            )
-            .replace("cat > \"$tmp\"", &format!("cat -- {} > \"$tmp\"", quote(src)));
+            );
             call.remote.check(&script, &format!("copying {src} to {dest}")).await?;
         }
         true
@@ -268,4 +368,49 @@ async fn copy_remote(call: &mut Call<'_>, src: &str, dest: &str) -> Outcome {
         files::describe(&mut outcome, &state);
     }
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::files::tests::{SHELLS, run_in, shells};
+
+    #[test]
+    fn probe_and_write_writes_only_content_that_differs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dest = dir.path().join("issue");
+        let dest_text = dest.to_str().expect("utf-8 path");
+        let content = b"hello\n";
+        let checksum = hex::encode(Sha1::digest(content));
+        let script = format!(
+            "bramble_size={}; {}",
+            content.len(),
+            probe_and_write_command(dest_text, &checksum, None, None, None, None)
+        );
+        for shell in SHELLS {
+            let (rc, stdout) = run_in(shell, &script, content);
+            assert_eq!(rc, 0, "{stdout}");
+            let (before, after) = stdout.split_once("written:\n").expect("a write");
+            assert!(files::parse_probe(before).state.is_none(), "{stdout}");
+            assert_eq!(files::parse_stat(after).expect("state after").size, 6);
+            let (rc, again) = run_in(shell, &script, content);
+            assert_eq!(rc, 0);
+            assert!(!again.contains("written:"), "{again}");
+            assert_eq!(files::parse_probe(&again).checksum.as_deref(), Some(checksum.as_str()));
+            std::fs::remove_file(&dest).expect("remove");
+        }
+    }
+
+    #[test]
+    fn probe_and_write_leaves_a_directory_to_the_caller() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dest = dir.path().to_str().expect("utf-8 path");
+        let script = probe_and_write_command(dest, "0", None, None, None, None);
+        for (rc, stdout) in shells(&script, b"x") {
+            assert_eq!(rc, 0, "{stdout}");
+            assert!(!stdout.contains("written:"), "{stdout}");
+            let state = files::parse_probe(&stdout).state.expect("a state");
+            assert_eq!(state.kind, FileKind::Directory);
+        }
+    }
 }

@@ -254,6 +254,7 @@ pub async fn commit(
             }
             script.push_str(&files::atomic_write_command(
                 real_path,
+                files::Fill::Stdin,
                 None,
                 None,
                 None,

@@ -14,7 +14,12 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     let mode = Mode::parse(call.args.value(&["mode"]))?;
     let owner = call.args.string(&["owner"]);
     let group = call.args.string(&["group"]);
-    let existing = files::lstat(call.remote, &path).await?;
+    // A directory is looked at and, when absent, made in one round trip.
+    let (existing, made) = if state.as_deref() == Some("directory") && !call.check_mode {
+        make_directory(call, &path).await?
+    } else {
+        (files::lstat(call.remote, &path).await?, None)
+    };
     let existing_before = existing.clone();
     let state = state.unwrap_or_else(|| match &existing {
         Some(current) if current.kind == FileKind::Directory => "directory".into(),
@@ -33,6 +38,7 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         "directory" => match &existing {
             Some(current) if current.kind == FileKind::Directory => false,
             Some(_) => return Err(fail(format!("{path} already exists as a file"))),
+            None if made.is_some() => true,
             None => {
                 if !call.check_mode {
                     call.remote
@@ -58,7 +64,11 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         changed |= recurse(call, &path, mode.as_ref(), owner.as_deref(), group.as_deref()).await?;
     }
     // The path's state is already known unless this task just created or replaced it.
-    let current = if changed { files::lstat(call.remote, &path).await? } else { existing };
+    let current = match made {
+        Some(state) if changed => Some(state),
+        _ if changed => files::lstat(call.remote, &path).await?,
+        _ => existing,
+    };
     // Attributes are compared from what the path had before this task set them, which for a
     // path it just created is what it was created with.
     let attributes_before = existing_before.clone().or_else(|| current.clone());
@@ -97,6 +107,31 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         );
     }
     Ok(outcome)
+}
+
+/// One script: the path's state as [`files::stat_command`] prints it; when there is nothing
+/// there, `made:` and the state of the directory made in its place.
+pub fn make_directory_command(path: &str) -> String {
+    let quoted = quote(path);
+    format!(
+        "{}; if [ ! -e {quoted} ] && [ ! -L {quoted} ]; then mkdir -p -- {quoted} && \
+         echo made: && {}; fi",
+        files::stat_command(path),
+        files::stat_command(path)
+    )
+}
+
+/// Runs [`make_directory_command`]: the state before, and after when it made the directory.
+async fn make_directory(
+    call: &Call<'_>,
+    path: &str,
+) -> Result<(Option<FileState>, Option<FileState>), super::Failure> {
+    let output = call.remote.check(&make_directory_command(path), &format!("mkdir {path}")).await?;
+    let stdout = output.stdout_text();
+    match stdout.split_once("made:\n") {
+        Some((before, after)) => Ok((files::parse_stat(before), files::parse_stat(after))),
+        None => Ok((files::parse_stat(&stdout), None)),
+    }
 }
 
 async fn absent(call: &Call<'_>, path: &str, existing: Option<FileState>) -> Outcome {
@@ -277,4 +312,27 @@ async fn recurse(
         call.remote.check(&commands.join(" && "), "recursive attributes").await?;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::files::tests::{SHELLS, run_in};
+
+    #[test]
+    fn make_directory_reports_the_state_before_and_after() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a/b");
+        let script = make_directory_command(path.to_str().expect("utf-8 path"));
+        for shell in SHELLS {
+            let (rc, stdout) = run_in(shell, &script, b"");
+            assert_eq!(rc, 0, "{stdout}");
+            let (before, after) = stdout.split_once("made:\n").expect("made");
+            assert!(files::parse_stat(before).is_none(), "{stdout}");
+            assert_eq!(files::parse_stat(after).expect("after").kind, FileKind::Directory);
+            let (_, again) = run_in(shell, &script, b"");
+            assert!(!again.contains("made:"), "{again}");
+            std::fs::remove_dir_all(dir.path().join("a")).expect("remove");
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::{Failure, Remote, fail};
-use crate::connection::quote;
+use crate::connection::{Output, quote};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileKind {
@@ -260,15 +260,47 @@ pub async fn apply_attributes(
     }))
 }
 
-/// With `bramble_size` set to the content's length, a shorter temp file (the connection broke
-/// while the content streamed in, so cat saw an early end) is thrown away, not installed.
-const INCOMPLETE: &str = "[ -z \"${bramble_size-}\" ] || [ \"$(wc -c < \"$tmp\")\" -eq \"$bramble_size\" ] || \
-     { echo 'the content arrived incomplete' >&2; exit 98; }; ";
+/// What `stat -c` prints for [`parse_stat`], as one format string.
+const STAT_FORMAT: &str = "%F|%a|%U|%G|%u|%g|%s|%Y";
 
-/// A script that writes stdin to `dest` through a temporary file in the same directory and
-/// renames it into place, so a reader never sees a torn file.
+/// A name for a temporary file that no other write (of this or another controller) picks:
+/// the process id, a counter and the clock, hashed with a per-process random key.
+fn temp_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut hasher = KEY.get_or_init(Default::default).build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    hasher.write_u128(nanos.map(|since| since.as_nanos()).unwrap_or_default());
+    format!(".bramble-{:016x}", hasher.finish())
+}
+
+/// Where the new content comes from in an atomic write.
+#[derive(Clone, Copy, Debug)]
+pub enum Fill<'a> {
+    /// The command's stdin (checked against `bramble_size` when the caller sets it).
+    Stdin,
+    /// A file already on the host.
+    RemoteFile(&'a str),
+    /// A file already on the host, removed once read (a download's temporary file).
+    TakeRemoteFile(&'a str),
+}
+
+/// A script that writes new content to `dest` through a temporary file in the same directory
+/// and renames it into place, so a reader never sees a torn file; it prints the state of
+/// `dest` afterwards as [`stat_command`] does. The new file keeps the mode and owner of the
+/// one it replaces unless others are asked for.
+///
+/// Every process counts on a small host, so the script starts few: `cat`, one `stat` that
+/// gives the temp file's size and state and the old file's mode and owner, `mv`, and `chmod`
+/// or `chown` only where they change something (then a second `stat` for the names).
 pub fn atomic_write_command(
     dest: &str,
+    fill: Fill<'_>,
     mode: Option<&Mode>,
     owner: Option<&str>,
     group: Option<&str>,
@@ -281,35 +313,77 @@ pub fn atomic_write_command(
         None => ".".to_string(),
     };
     let missing = quote(&format!("Destination directory {directory} does not exist"));
-    let mut script = format!(
-        "set -e; [ -d {dir} ] || {{ echo {missing} >&2; exit 96; }}; tmp=$(mktemp {}/.bramble-XXXXXXXX); trap 'rm -f -- \"$tmp\"' EXIT; trap 'exit 1' HUP INT TERM PIPE; cat > \"$tmp\"; {INCOMPLETE}",
-        quote(&directory),
-        dir = quote(&directory),
-    );
-    script.push_str(&format!(
-        "if [ -e {dest_q} ]; then chmod \"$(stat -c %a -- {dest_q})\" \"$tmp\"; chown \"$(stat -c %u:%g -- {dest_q})\" \"$tmp\"; \
-         else chmod \"$(printf %o $((0666 & ~0$(umask))))\" \"$tmp\"; fi; "
-    ));
-    if let Some(mode) = mode {
-        script.push_str(&format!("chmod {} \"$tmp\"; ", quote(&mode.chmod_argument())));
-    }
-    match (owner, group) {
-        (Some(owner), Some(group)) => {
-            script.push_str(&format!("chown {} \"$tmp\"; ", quote(&format!("{owner}:{group}"))))
+    let temp = quote(&format!("{}/{}", directory.trim_end_matches('/'), temp_name()));
+    let fill = match fill {
+        Fill::Stdin => "cat > \"$tmp\"".to_string(),
+        Fill::RemoteFile(source) => format!("cat -- {} > \"$tmp\"", quote(source)),
+        Fill::TakeRemoteFile(source) => {
+            format!("cat -- {0} > \"$tmp\"; rm -f -- {0}", quote(source))
         }
-        (Some(owner), None) => script.push_str(&format!("chown {} \"$tmp\"; ", quote(owner))),
-        (None, Some(group)) => script.push_str(&format!("chgrp {} \"$tmp\"; ", quote(group))),
-        (None, None) => {}
+    };
+    let mut steps = vec![
+        "set -e".to_string(),
+        format!("[ -d {dir} ] || {{ echo {missing} >&2; exit 96; }}", dir = quote(&directory)),
+        format!("tmp={temp}"),
+        "trap 'rm -f -- \"$tmp\"' EXIT".to_string(),
+        "trap 'exit 1' HUP INT TERM PIPE".to_string(),
+        // noclobber: the temp file is created, never one that exists already opened.
+        format!("set -C; {fill}; set +C"),
+        // $1..$8: the temp file; $9..$16: what dest (followed) is now, when it exists.
+        format!(
+            "info=$(stat -L -c '{STAT_FORMAT}' -- \"$tmp\" {dest_q} 2>/dev/null) || true; \
+             IFS='|\n'; set -- $info; unset IFS; restat="
+        ),
+        // A connection cut while the content streamed in makes cat see an early end: a
+        // shorter temp file is thrown away, not installed.
+        "[ -z \"${bramble_size-}\" ] || [ \"$7\" = \"$bramble_size\" ] || \
+         { echo 'the content arrived incomplete' >&2; exit 98; }"
+            .to_string(),
+    ];
+    if !matches!(mode, Some(Mode::Octal(_))) {
+        steps.push(
+            "if [ $# -gt 8 ] && [ \"${10}\" != \"$2\" ]; then chmod \"${10}\" \"$tmp\"; restat=1; fi"
+                .to_string(),
+        );
+    }
+    steps.push(
+        "if [ $# -gt 8 ] && [ \"${13}:${14}\" != \"$5:$6\" ]; then \
+         chown \"${13}:${14}\" \"$tmp\"; restat=1; fi"
+            .to_string(),
+    );
+    match mode {
+        Some(Mode::Octal(bits)) => steps.push(format!(
+            "if [ \"$2\" != {bits:o} ]; then chmod {bits:04o} \"$tmp\"; restat=1; fi"
+        )),
+        Some(Mode::Symbolic(text)) => {
+            steps.push(format!("chmod {} \"$tmp\"; restat=1", quote(text)))
+        }
+        None => {}
+    }
+    let ownership = match (owner, group) {
+        (Some(owner), Some(group)) => Some(format!("chown {}", quote(&format!("{owner}:{group}")))),
+        (Some(owner), None) => Some(format!("chown {}", quote(owner))),
+        (None, Some(group)) => Some(format!("chgrp {}", quote(group))),
+        (None, None) => None,
+    };
+    if let Some(ownership) = ownership {
+        steps.push(format!("{ownership} \"$tmp\"; restat=1"));
     }
     if let Some(validate) = validate {
         // `%s` names the new content before it replaces anything, as Ansible's validate does.
         let check = validate.replace("%s", "\"$tmp\"");
-        script.push_str(&format!("{check} >&2 || {{ echo 'failed to validate' >&2; exit 97; }}; "));
+        steps.push(format!("{check} >&2 || {{ echo 'failed to validate' >&2; exit 97; }}"));
     }
-    script.push_str(&format!("mv -f -- \"$tmp\" {dest_q}; trap - EXIT"));
-    script
+    steps.push(format!("mv -f -- \"$tmp\" {dest_q}; trap - EXIT"));
+    // The rename keeps what the first stat saw, unless chmod or chown ran since.
+    steps.push(format!(
+        "if [ -n \"$restat\" ]; then stat -c '{STAT_FORMAT}' -- {dest_q}; \
+         else printf '%s|%s|%s|%s|%s|%s|%s|%s\\n' \"$1\" \"$2\" \"$3\" \"$4\" \"$5\" \"$6\" \"$7\" \"$8\"; fi"
+    ));
+    steps.join("; ")
 }
 
+/// Writes `content` to `dest` atomically (see [`atomic_write_command`]); the state after.
 pub async fn write_atomic(
     remote: &Remote,
     dest: &str,
@@ -320,31 +394,35 @@ pub async fn write_atomic(
     validate: Option<&str>,
 ) -> Result<Option<FileState>, Failure> {
     let command = format!(
-        "bramble_size={}; {}; {}",
+        "bramble_size={}; {}",
         content.len(),
-        atomic_write_command(dest, mode, owner, group, validate),
-        stat_command(dest)
+        atomic_write_command(dest, Fill::Stdin, mode, owner, group, validate)
     );
     let output = remote.run_with_input(&command, Some(content)).await?;
-    if output.rc == 97 {
-        let mut outcome =
-            super::result([("changed", Value::Bool(false)), ("exit_status", Value::from(1))]);
-        outcome.insert("stderr".into(), Value::from(output.stderr_text()));
-        outcome.insert("stdout".into(), Value::from(output.stdout_text()));
-        outcome.insert(
-            "msg".into(),
-            Value::from(format!("failed to validate: rc:1 error:{}", output.stderr_text().trim())),
-        );
-        return Err(Failure::Failed(outcome));
-    }
-    if output.rc != 0 {
-        let stderr = output.stderr_text();
-        if output.rc == 96 {
-            return Err(fail(stderr.trim().to_string()));
+    written(&output, dest)
+}
+
+/// Reads the outcome of an [`atomic_write_command`]: the state after, or why it failed.
+pub fn written(output: &Output, dest: &str) -> Result<Option<FileState>, Failure> {
+    match output.rc {
+        0 => Ok(parse_stat(&output.stdout_text())),
+        97 => {
+            let mut outcome =
+                super::result([("changed", Value::Bool(false)), ("exit_status", Value::from(1))]);
+            outcome.insert("stderr".into(), Value::from(output.stderr_text()));
+            outcome.insert("stdout".into(), Value::from(output.stdout_text()));
+            outcome.insert(
+                "msg".into(),
+                Value::from(format!(
+                    "failed to validate: rc:1 error:{}",
+                    output.stderr_text().trim()
+                )),
+            );
+            Err(Failure::Failed(outcome))
         }
-        return Err(fail(format!("failed to write {dest}: {}", stderr.trim())));
+        96 => Err(fail(output.stderr_text().trim().to_string())),
+        _ => Err(fail(format!("failed to write {dest}: {}", output.stderr_text().trim()))),
     }
-    Ok(parse_stat(&output.stdout_text()))
 }
 
 /// The keys Ansible's file-like modules report about a path.
@@ -365,9 +443,109 @@ pub fn describe(result: &mut Map<String, Value>, state: &FileState) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Runs a script as a host's shell would (dash, as /bin/sh on Debian, and bash, a login
+    /// shell), feeding `input`; the exit code and stdout of each.
+    pub(crate) fn shells(script: &str, input: &[u8]) -> Vec<(i32, String)> {
+        SHELLS.iter().map(|shell| run_in(shell, script, input)).collect()
+    }
+
+    pub(crate) const SHELLS: [&str; 2] = ["sh", "bash"];
+
+    pub(crate) fn run_in(shell: &str, script: &str, input: &[u8]) -> (i32, String) {
+        let mut child = std::process::Command::new(shell)
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("a shell");
+        child.stdin.take().expect("stdin").write_all(input).expect("input");
+        let output = child.wait_with_output().expect("shell output");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.code().unwrap_or(-1), stdout)
+    }
+
+    fn mode_of(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).expect("metadata").permissions().mode() & 0o7777
+    }
+
+    fn leftovers(directory: &std::path::Path) -> Vec<String> {
+        std::fs::read_dir(directory)
+            .expect("read_dir")
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.starts_with(".bramble-"))
+            .collect()
+    }
+
+    #[test]
+    fn atomic_write_keeps_the_old_mode_and_prints_the_new_state() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dest = dir.path().join("motd");
+        let dest_text = dest.to_str().expect("utf-8 path");
+        for (rc, stdout) in {
+            std::fs::write(&dest, "old\n").expect("old content");
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).expect("mode");
+            let script = format!(
+                "bramble_size=4; {}",
+                atomic_write_command(dest_text, Fill::Stdin, None, None, None, None)
+            );
+            shells(&script, b"new\n")
+        } {
+            assert_eq!(rc, 0, "{stdout}");
+            let state = parse_stat(&stdout).expect("a state");
+            assert_eq!((state.kind, state.mode.as_str(), state.size), (FileKind::File, "0600", 4));
+            assert_eq!(std::fs::read_to_string(&dest).expect("content"), "new\n");
+            assert_eq!(mode_of(&dest), 0o600);
+        }
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn atomic_write_of_a_new_file_gets_the_mode_asked_or_the_umask() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dest = dir.path().join("new");
+        let dest_text = dest.to_str().expect("utf-8 path");
+        for (mode, expected) in [(Some(Mode::Octal(0o640)), "0640"), (None, "0644")] {
+            let write =
+                atomic_write_command(dest_text, Fill::Stdin, mode.as_ref(), None, None, None);
+            let script = format!("umask 022; rm -f -- {}; {write}", quote(dest_text));
+            for (rc, stdout) in shells(&script, b"x") {
+                assert_eq!(rc, 0, "{stdout}");
+                assert_eq!(parse_stat(&stdout).expect("a state").mode, expected);
+                assert_eq!(format!("{:04o}", mode_of(&dest)), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn atomic_write_throws_away_content_cut_short() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dest = dir.path().join("big");
+        std::fs::write(&dest, "old").expect("old content");
+        let script = format!(
+            "bramble_size=10; {}",
+            atomic_write_command(dest.to_str().expect("path"), Fill::Stdin, None, None, None, None)
+        );
+        for (rc, _) in shells(&script, b"short") {
+            assert_eq!(rc, 98);
+        }
+        assert_eq!(std::fs::read_to_string(&dest).expect("content"), "old");
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn atomic_write_starts_no_process_it_can_do_without() {
+        let script = atomic_write_command("/etc/motd", Fill::Stdin, None, None, None, None);
+        assert!(!script.contains("mktemp") && !script.contains("wc "), "{script}");
+        assert_eq!(script.matches("stat -").count(), 2, "{script}");
+        let other = atomic_write_command("/etc/motd", Fill::Stdin, None, None, None, None);
+        assert_ne!(script, other, "each write gets its own temp file name");
+    }
 
     #[test]
     fn modes_read_like_ansible() {

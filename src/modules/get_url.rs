@@ -210,14 +210,11 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     if changed {
         let finish = files::atomic_write_command(
             &dest,
+            files::Fill::TakeRemoteFile(&temp),
             mode.as_ref(),
             owner.as_deref(),
             group.as_deref(),
             None,
-        )
-        .replace(
-            "cat > \"$tmp\"",
-            &format!("cat -- {} > \"$tmp\"; rm -f -- {}", quote(&temp), quote(&temp)),
         );
         call.remote.check(&finish, &format!("moving the download to {dest}")).await?;
     } else {

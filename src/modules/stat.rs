@@ -24,7 +24,13 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
     } else {
         path.clone()
     };
-    let Some(state) = files::lstat(call.remote, &target).await? else {
+    // The state and the checksum in one round trip.
+    let probe = if get_checksum {
+        files::probe(call.remote, &target, &algorithm).await?
+    } else {
+        files::Probe { state: files::lstat(call.remote, &target).await?, checksum: None }
+    };
+    let Some(state) = probe.state else {
         return Ok(result([
             ("changed", Value::Bool(false)),
             ("stat", serde_json::json!({"exists": false})),
@@ -52,7 +58,10 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
         stat.insert("lnk_source".into(), Value::from(target.clone()));
         stat.insert("lnk_target".into(), Value::from(target.clone()));
     }
-    if get_checksum && state.kind == FileKind::File {
+    if let Some(checksum) = probe.checksum.filter(|_| state.kind == FileKind::File) {
+        stat.insert("checksum".into(), Value::from(checksum));
+    } else if get_checksum && state.kind == FileKind::File {
+        // The probe found no checksum: run it again alone for the error.
         let output = call.remote.run(&format!("{algorithm}sum -- {}", quote(&target))).await?;
         if output.rc != 0 {
             return Err(fail(format!(
