@@ -151,7 +151,7 @@ fn processes_in_cache() -> Vec<String> {
 }
 
 #[test]
-#[ignore = "arm64 bake and TCG boot: about 30 min on a warm base cache; not yet passed here"]
+#[ignore = "not yet run to completion here: needs two more arm64 bakes; run with --ignored"]
 fn an_interrupted_bake_leaves_no_mount_no_loop_device_and_the_base_intact() {
     ensure_packages();
     let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -561,7 +561,6 @@ fn free_port() -> u16 {
 }
 
 #[test]
-#[ignore = "arm64 bake and TCG boot: about 30 min on a warm base cache; not yet passed here"]
 fn a_burned_image_boots_ready_under_qemu() {
     let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let baked = baked();
