@@ -228,8 +228,14 @@ fn unknown_name(error: &minijinja::Error) -> Option<String> {
         ErrorKind::UnknownFunction => "function",
         _ => return None,
     };
+    // minijinja says "filter NAME is unknown" but "NAME is unknown" for a function.
     let detail = error.detail().unwrap_or_default();
-    let name = detail.split_whitespace().nth(1).unwrap_or(detail);
+    let words: Vec<&str> = detail.split_whitespace().collect();
+    let name = words
+        .iter()
+        .position(|word| *word == "is")
+        .and_then(|index| index.checked_sub(1))
+        .map_or(detail, |index| words[index]);
     Some(format!("No {kind} named '{name}'."))
 }
 
@@ -283,6 +289,32 @@ mod tests {
         assert!(error.to_string().contains("'nothere' is undefined"), "{error}");
         let error = templar.render_string("{{ a }}", &vars).unwrap_err();
         assert!(error.to_string().contains("'b' is undefined"), "{error}");
+    }
+
+    #[test]
+    fn unknown_names_are_named() {
+        let templar = Templar::new();
+        let vars = context(json!({}));
+        for (text, expected) in [
+            ("{{ foo() }}", "No function named 'foo'."),
+            ("{{ 1 | nofilter }}", "No filter named 'nofilter'."),
+            ("{{ 1 is notatest }}", "No test named 'notatest'."),
+        ] {
+            let error = templar.render_string(text, &vars).unwrap_err();
+            assert!(error.to_string().contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn now_formats_the_time() {
+        let templar = Templar::new();
+        let vars = context(json!({}));
+        let year = chrono::Utc::now().format("%Y").to_string();
+        assert_eq!(
+            templar.render_string("{{ now(utc=true, fmt='%Y') }}", &vars).unwrap(),
+            json!(year)
+        );
+        assert!(templar.render_string("{{ now(fmt='%Q') }}", &vars).is_err());
     }
 
     #[test]
