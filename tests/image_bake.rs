@@ -151,7 +151,6 @@ fn processes_in_cache() -> Vec<String> {
 }
 
 #[test]
-#[ignore = "not yet run to completion here: needs two more arm64 bakes; run with --ignored"]
 fn an_interrupted_bake_leaves_no_mount_no_loop_device_and_the_base_intact() {
     ensure_packages();
     let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
