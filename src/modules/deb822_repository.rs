@@ -25,7 +25,8 @@ const BOOLS: &[&str] = &[
     "trusted",
 ];
 const LISTS: &[&str] = &["architectures", "components", "languages", "suites", "targets", "uris"];
-const FIELDS: &[&str] = &[
+/// The module's parameters: the repository fields, then `mode` and `state`.
+pub const PARAMS: &[&str] = &[
     "allow_downgrade_to_insecure",
     "allow_insecure",
     "allow_weak",
@@ -46,7 +47,11 @@ const FIELDS: &[&str] = &[
     "trusted",
     "types",
     "uris",
+    "mode",
+    "state",
 ];
+/// The parameters that become fields of the `.sources` file.
+const FIELDS: &[&str] = PARAMS.split_at(PARAMS.len() - 2).0;
 
 /// The file-name stem Ansible derives from `name`: lower case, runs of `_` and blanks as `-`,
 /// anything else but letters, digits and `-` dropped.
