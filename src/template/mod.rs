@@ -164,6 +164,9 @@ fn environment() -> Environment<'static> {
         environment.set_syntax(syntax);
     }
     environment.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    // Jinja under Ansible runs on Python: playbooks call string, list and dict methods
+    // (`x.split(':')`, `s.startswith('a')`, `d.items()`), which minijinja-contrib provides.
+    environment.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     filters::register(&mut environment);
     lookups::register(&mut environment);
     environment.add_global("omit", OMIT);
@@ -315,6 +318,17 @@ mod tests {
             json!(year)
         );
         assert!(templar.render_string("{{ now(fmt='%Q') }}", &vars).is_err());
+    }
+
+    #[test]
+    fn python_methods_work_as_in_ansible() {
+        let templar = Templar::new();
+        let vars = context(json!({"address": "0.0.0.0:9100", "d": {"a": 1}}));
+        let render = |text: &str| templar.render_string(text, &vars).unwrap();
+        assert_eq!(render("{{ address.split(':')[-1] | int }}"), json!(9100));
+        assert_eq!(render("{{ address.startswith('0.') }}"), json!(true));
+        assert_eq!(render("{{ 'A b'.lower().replace(' ', '-') }}"), json!("a-b"));
+        assert_eq!(render("{{ d.items() | list }}"), json!([["a", 1]]));
     }
 
     #[test]
