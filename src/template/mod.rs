@@ -220,6 +220,12 @@ fn describe(error: minijinja::Error, text: &str, context: &Arc<Context>) -> Erro
     if let Some(name) = unknown_name(&error) {
         return Error::template(format!("{name} (in `{}`)", text.trim()));
     }
+    // No loader is set: a template that pulls in another cannot find it anywhere.
+    if error.kind() == ErrorKind::TemplateNotFound {
+        return Error::template(
+            "not supported yet: {% include %}, {% import %} and {% extends %} in templates",
+        );
+    }
     Error::template(format!("{} (in `{text}`)", error_text(&error)))
 }
 
@@ -329,6 +335,14 @@ mod tests {
         assert_eq!(render("{{ address.startswith('0.') }}"), json!(true));
         assert_eq!(render("{{ 'A b'.lower().replace(' ', '-') }}"), json!("a-b"));
         assert_eq!(render("{{ d.items() | list }}"), json!([["a", 1]]));
+    }
+
+    #[test]
+    fn including_another_template_is_not_supported_yet() {
+        let templar = Templar::new();
+        let vars = context(json!({}));
+        let error = templar.render_file("{% include 'inner.j2' %}\n", &vars).unwrap_err();
+        assert!(error.to_string().contains("not supported yet: {% include %}"), "{error}");
     }
 
     #[test]
