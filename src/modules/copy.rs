@@ -51,9 +51,21 @@ pub async fn run_template(call: &mut Call<'_>) -> Outcome {
     let path = find_local(call.search_paths, "templates", &src)?;
     let text = std::fs::read_to_string(&path)
         .map_err(|error| fail(format!("could not read {}: {error}", path.display())))?;
+    // The variables the template action adds, where the play has not set them itself.
+    let mut vars = call.vars.raw().clone();
+    let full = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    for (name, value) in [
+        ("ansible_managed", "Ansible managed".to_string()),
+        ("template_path", src.clone()),
+        ("template_fullpath", full.display().to_string()),
+        ("template_destpath", dest.clone()),
+    ] {
+        vars.entry(name).or_insert(Value::from(value));
+    }
+    let context = crate::template::Context::new(vars, call.templar.clone());
     let mut rendered = call
         .templar
-        .render_file(&text, call.vars)
+        .render_file(&text, &context)
         .map_err(|error| fail(format!("{}: {error}", path.display())))?;
     if let Some(sequence) = call.args.string(&["newline_sequence"]) {
         let newline = match sequence.as_str() {

@@ -10,6 +10,23 @@ pub fn python_json(value: &Value, indent: Option<usize>, sort_keys: bool) -> Str
     out
 }
 
+/// `json.dumps` with its default `ensure_ascii=True`, as the `to_json` filters write: every
+/// character past ASCII (they only occur inside strings) as `\uXXXX`, in UTF-16 units.
+pub fn python_json_ascii(value: &Value, indent: Option<usize>, sort_keys: bool) -> String {
+    let mut out = String::new();
+    for character in python_json(value, indent, sort_keys).chars() {
+        if character.is_ascii() {
+            out.push(character);
+            continue;
+        }
+        let mut units = [0u16; 2];
+        for unit in character.encode_utf16(&mut units) {
+            out.push_str(&format!("\\u{unit:04x}"));
+        }
+    }
+    out
+}
+
 fn write_value(
     out: &mut String,
     value: &Value,

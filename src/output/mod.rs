@@ -9,7 +9,7 @@ use std::io::Write;
 
 use serde_json::{Map, Value};
 
-pub use json::{python_float_repr, python_json};
+pub use json::{python_float_repr, python_json, python_json_ascii};
 pub use progress::{Progress, clear_progress, suspend};
 
 /// The outcome of one task on one host, as the recap counts it.

@@ -131,15 +131,16 @@ fn json_of(value: &Value) -> Result<serde_json::Value, Error> {
     serde_json::to_value(value).map_err(|error| invalid(format!("cannot convert to JSON: {error}")))
 }
 
-/// Python's `json.dumps` spacing (`[1, 2]`, `{"a": 1}`), as Ansible's `to_json` writes it.
+/// Python's `json.dumps` spacing (`[1, 2]`, `{"a": 1}`) and ASCII escapes, as Ansible's
+/// `to_json` writes it.
 fn to_json(value: Value) -> Result<String, Error> {
-    Ok(crate::output::python_json(&json_of(&value)?, None, false))
+    Ok(crate::output::python_json_ascii(&json_of(&value)?, None, false))
 }
 
 fn to_nice_json(value: Value, kwargs: Kwargs) -> Result<String, Error> {
     let indent: usize = kwargs.get::<Option<usize>>("indent")?.unwrap_or(4);
     kwargs.assert_all_used()?;
-    Ok(crate::output::python_json(&json_of(&value)?, Some(indent), true))
+    Ok(crate::output::python_json_ascii(&json_of(&value)?, Some(indent), true))
 }
 
 /// Ansible's `now(utc=False, fmt=None)`: the time as Python prints a datetime, or in `fmt`.
