@@ -198,10 +198,11 @@ pub struct RunArgs {
     /// Limit the run to hosts matching this pattern.
     #[arg(short = 'l', long = "limit")]
     pub limit: Option<String>,
-    /// How many hosts to work on at once.
+    /// How many hosts to work on at once (default 5, or ansible.cfg's forks).
     #[arg(short = 'f', long = "forks", value_parser = parse_forks)]
     pub forks: Option<usize>,
-    /// Seconds to wait for a host to connect or to answer keepalives before it is unreachable.
+    /// Seconds to wait for a host to connect or to answer keepalives before it is unreachable
+    /// (default 10, or ansible.cfg's timeout).
     #[arg(short = 'T', long = "timeout")]
     pub timeout: Option<u64>,
     /// Connection type for hosts that set no `ansible_connection` (ssh, local, chroot).
