@@ -431,7 +431,7 @@ fn deb822_apt_key_and_timezone_match_ansible() {
     assert_eq!(target[0]["dest"], "/etc/apt/sources.list.d/bramble-url-repo.sources");
     let (oracle, target) = world.run(&once("apt", "{update_cache: true}"), &[]);
     compare("update_cache through the deb822 source", &oracle[0], &target[0]);
-    assert_eq!(target[0]["failed"].as_bool(), None, "apt update failed\n{:#}", target[0]);
+    assert_ne!(target[0]["failed"], true, "apt update failed\n{:#}", target[0]);
     step(&world, "a package from the deb822 source", "apt", "{name: bramble-dep}");
     let gone = "{name: 'Bramble_URL repo', state: absent}";
     check_mode(&world, "check removing a deb822 repository", "deb822_repository", gone);
@@ -471,7 +471,7 @@ fn deb822_apt_key_and_timezone_match_ansible() {
     step(&world, "deb822 with an inline key", "deb822_repository", &inline);
     let (oracle, target) = world.run(&once("apt", "{update_cache: true}"), &[]);
     compare("update_cache with the inline key", &oracle[0], &target[0]);
-    assert_eq!(target[0]["failed"].as_bool(), None, "apt update failed\n{:#}", target[0]);
+    assert_ne!(target[0]["failed"], true, "apt update failed\n{:#}", target[0]);
 
     // Debian 13 has no apt-key: both fail and name it.
     let (oracle, target) =
