@@ -1059,21 +1059,49 @@ pub const FREE_FORM_OPTIONS: &[&str] = &[
     "strip_empty_ends",
 ];
 
-const COLLECTIONS: &[&str] = &[
-    "ansible.builtin.",
-    "ansible.legacy.",
-    "ansible.posix.",
-    "community.general.",
-    "community.docker.",
-];
+/// The collection prefixes under which a module loads ("" for its bare name): ansible-core's
+/// own modules, then those it moved out to collections and still routes its names to, and
+/// their new homes (the last entry, the collection a module's FQCN names).
+fn homes(module: &str) -> &'static [&'static str] {
+    match module {
+        "timezone" | "modprobe" => &["", "ansible.builtin", "ansible.legacy", "community.general"],
+        "authorized_key" | "sysctl" | "mount" => {
+            &["", "ansible.builtin", "ansible.legacy", "ansible.posix"]
+        }
+        // These went from ansible-core to community.general and on to community.docker.
+        "docker_image" | "docker_network" | "docker_volume" | "docker_container" => {
+            &["", "ansible.builtin", "ansible.legacy", "community.general", "community.docker"]
+        }
+        // Born in community.docker: only its FQCN loads.
+        "docker_compose_v2" => &["community.docker"],
+        _ => &["", "ansible.legacy", "ansible.builtin"],
+    }
+}
 
-/// The module's canonical name, for a short name, an alias, or an FQCN.
+/// Splits `community.general.modprobe` into its collection and its module name.
+fn split_collection(name: &str) -> (&str, &str) {
+    name.rsplit_once('.').unwrap_or(("", name))
+}
+
+fn spec_named(short: &str) -> Option<&'static Spec> {
+    SPECS.iter().find(|spec| spec.name == short || spec.aliases.contains(&short))
+}
+
+/// The module's canonical name, for a short name, an alias, or an FQCN; `None` for a name
+/// ansible-core cannot resolve either, such as a module under another collection's prefix.
 pub fn canonical(name: &str) -> Option<&'static str> {
-    let short = COLLECTIONS.iter().find_map(|prefix| name.strip_prefix(prefix)).unwrap_or(name);
-    SPECS
-        .iter()
-        .find(|spec| spec.name == short || spec.aliases.contains(&short))
-        .map(|spec| spec.name)
+    let (collection, short) = split_collection(name);
+    let spec = spec_named(short)?;
+    homes(spec.name).contains(&collection).then_some(spec.name)
+}
+
+/// The name that loads a module written under the wrong collection (or bare, for one
+/// that only loads by its FQCN): `ansible.posix.modprobe` gives `community.general.modprobe`.
+pub fn fully_qualified(name: &str) -> Option<String> {
+    let (_, short) = split_collection(name);
+    let spec = spec_named(short)?;
+    let home = homes(spec.name).last()?;
+    Some(format!("{home}.{short}"))
 }
 
 /// Modules whose free-form text is the command to run.
@@ -1169,4 +1197,40 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
 /// A result map from pairs, for concise module code.
 pub fn result(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Map<String, Value> {
     pairs.into_iter().map(|(key, value)| (key.to_string(), value)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{canonical, fully_qualified};
+
+    // As ansible-core 2.19's module loader resolves them with ansible.posix, community.general
+    // and community.docker installed.
+    #[test]
+    fn only_real_collections_resolve_a_module() {
+        assert_eq!(canonical("ansible.builtin.copy"), Some("copy"));
+        assert_eq!(canonical("ansible.legacy.service"), Some("systemd_service"));
+        assert_eq!(canonical("community.general.modprobe"), Some("modprobe"));
+        assert_eq!(canonical("ansible.builtin.modprobe"), Some("modprobe"));
+        assert_eq!(canonical("ansible.posix.mount"), Some("mount"));
+        assert_eq!(canonical("community.general.docker_image"), Some("docker_image"));
+        assert_eq!(canonical("community.docker.docker_compose_v2"), Some("docker_compose_v2"));
+        assert_eq!(canonical("ansible.posix.modprobe"), None);
+        assert_eq!(canonical("community.general.copy"), None);
+        assert_eq!(canonical("community.docker.mount"), None);
+        assert_eq!(canonical("ansible.posix.docker_image"), None);
+        assert_eq!(canonical("docker_compose_v2"), None);
+        assert_eq!(canonical("community.general.docker_compose_v2"), None);
+        assert_eq!(canonical("my.collection.debug"), None);
+    }
+
+    #[test]
+    fn a_misplaced_module_is_named_by_its_fqcn() {
+        let hint = fully_qualified("ansible.posix.modprobe");
+        assert_eq!(hint.as_deref(), Some("community.general.modprobe"));
+        let hint = fully_qualified("docker_compose_v2");
+        assert_eq!(hint.as_deref(), Some("community.docker.docker_compose_v2"));
+        let hint = fully_qualified("community.general.service");
+        assert_eq!(hint.as_deref(), Some("ansible.builtin.service"));
+        assert_eq!(fully_qualified("ansible.builtin.nothing"), None);
+    }
 }

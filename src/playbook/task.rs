@@ -272,7 +272,10 @@ impl Task {
             return Ok(Task { name, mark: node.mark.clone(), body, keywords, role: role.cloned() });
         }
         let module = modules::canonical(&module_name).ok_or_else(|| {
-            let hint = super::closest(short_name(&module_name), modules::NAMES)
+            let hint = modules::fully_qualified(&module_name)
+                .or_else(|| {
+                    super::closest(short_name(&module_name), modules::NAMES).map(str::to_string)
+                })
                 .map(|best| format!("; did you mean `{best}`?"))
                 .or_else(|| keyword_hint(&module_name))
                 .unwrap_or_default();
