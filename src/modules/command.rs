@@ -11,12 +11,16 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
     let args = &call.args;
     let argv: Vec<String> = args.list(&["argv"]);
     let raw = args.string(&["_raw_params", "cmd"]);
+    let expand = args.flag(&["expand_argument_vars"], true)?;
+    let command_line = |words: &[String]| {
+        if expand { super::expand::command_line(words) } else { quote_all(words) }
+    };
     let (line, shown) = match (module, raw, argv.is_empty()) {
         ("command", Some(raw), true) => {
             let words = split_words(&raw).map_err(fail)?;
-            (quote_all(&words), Value::from(words))
+            (command_line(&words), Value::from(words))
         }
-        ("command", None, false) => (quote_all(&argv), Value::from(argv.clone())),
+        ("command", None, false) => (command_line(&argv), Value::from(argv.clone())),
         ("command", Some(_), false) => {
             return Err(fail("parameters are mutually exclusive: argv|cmd"));
         }

@@ -15,6 +15,7 @@ mod cron;
 mod deb822_repository;
 mod docker;
 mod edit;
+mod expand;
 mod fetch;
 mod file;
 mod files;
