@@ -5,6 +5,7 @@ bramble against N OpenSSH servers, first run and re-run, in one go.
     python3 bench/fleet.py                 # loopback, N = 5, 20, 50
     python3 bench/fleet.py 5 10            # chosen sizes
     python3 bench/fleet.py --latency 5 20  # hosts in network namespaces, 20-50 ms away
+    python3 bench/fleet.py --bramble-only 50  # bramble alone, for quick iterations
 
 For each size and run it prints both tools' wall time, the ratio, each controller's peak
 RSS, the remote commands per task (counted by the servers: sshd's "Starting session"
@@ -219,10 +220,19 @@ def ip(*arguments):
     subprocess.run(["ip", *arguments], check=True, capture_output=True)
 
 
+def busy_seconds():
+    """CPU seconds the whole machine has spent busy (not idle or waiting) since boot."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(command, env, work):
     """Runs a command; returns (seconds, peak RSS in MiB of its largest process, output,
-    load average when it started)."""
+    load average when it started, controller CPU seconds, machine CPU seconds)."""
     load = os.getloadavg()[0]
+    busy = busy_seconds()
     output_path = os.path.join(work, "output.txt")
     with open(output_path, "w") as output:
         started = time.monotonic()
@@ -236,7 +246,8 @@ def timed(command, env, work):
     if process.returncode != 0:
         sys.stderr.write(text[-4000:])
         raise SystemExit(f"{command[0]} failed with exit code {process.returncode}")
-    return elapsed, usage.ru_maxrss / 1024, text, load
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, usage.ru_maxrss / 1024, text, load, cpu, busy_seconds() - busy
 
 
 def count_tasks(output):
@@ -249,15 +260,17 @@ def run_tool(fleet, label, command, env):
     results = []
     for run in ("first run", "re-run"):
         before = fleet.sessions()
-        seconds, rss, output, load = timed(command, env, fleet.work)
+        seconds, rss, output, load, cpu, machine = timed(command, env, fleet.work)
         commands = fleet.sessions() - before
         results.append({"run": run, "seconds": seconds, "rss": rss, "load": load,
+                        "cpu": cpu, "machine": machine,
                         "tasks": count_tasks(output), "commands": commands, "tool": label})
     return results
 
 
-def measure(count, latency):
-    """Both tools against one fleet; a list of (bramble, ansible) result pairs."""
+def measure(count, latency, bramble_only=False):
+    """Both tools against one fleet; a list of (bramble, ansible) result pairs (ansible's is
+    None with bramble_only)."""
     work = tempfile.mkdtemp(prefix="bramble-bench-")
     fleet = Fleet(work, count, latency)
     try:
@@ -271,6 +284,8 @@ def measure(count, latency):
                    ANSIBLE_FORKS=str(count))
         ours = run_tool(fleet, "bramble",
                         [BRAMBLE, "run", PLAYBOOK, "-i", inventory, "-f", str(count)], env)
+        if bramble_only:
+            return [(run, None) for run in ours], max(fleet.rtts)
         theirs = run_tool(fleet, "ansible-playbook",
                           ["ansible-playbook", PLAYBOOK, "-i", inventory, "-f", str(count)], env)
         return list(zip(ours, theirs)), max(fleet.rtts)
@@ -284,6 +299,13 @@ def per_task(result, count):
 
 
 def print_row(count, ours, theirs):
+    if theirs is None:
+        print(f"{count:>3} hosts  {ours['run']:<9}  bramble {ours['seconds']:6.2f} s "
+              f"{ours['rss']:5.1f} MiB {per_task(ours, count):4.1f} cmd/task "
+              f"(load {ours['load']:4.1f})  CPU: controller {ours['cpu']:5.2f} s, "
+              f"whole machine {ours['machine']:5.2f} s")
+        sys.stdout.flush()
+        return
     print(f"{count:>3} hosts  {ours['run']:<9}  "
           f"ansible-playbook {theirs['seconds']:7.2f} s {theirs['rss']:6.1f} MiB "
           f"{per_task(theirs, count):4.1f} cmd/task (load {theirs['load']:4.1f})   "
@@ -362,7 +384,10 @@ def main():
     # SIGTERM too unwinds through the finally blocks that stop the servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     latency = "--latency" in arguments
-    sizes = [int(arg) for arg in arguments if arg != "--latency"] or ([5, 20] if latency else [5, 20, 50])
+    bramble_only = "--bramble-only" in arguments
+    if latency and bramble_only:
+        raise SystemExit("--latency compares with ansible-playbook: drop --bramble-only")
+    sizes = [int(arg) for arg in arguments if not arg.startswith("--")] or ([5, 20] if latency else [5, 20, 50])
     if os.geteuid() != 0:
         raise SystemExit("run it as root: it starts sshd servers (and, with --latency, namespaces)")
     if not os.path.exists(BRAMBLE):
@@ -373,7 +398,7 @@ def main():
     print("peak RSS is the largest single controller process (ansible forks one per host); "
           "cmd/task counts sshd sessions per task per host; load is the 1-minute average")
     for count in sizes:
-        loopback, _ = measure(count, False)
+        loopback, _ = measure(count, False, bramble_only)
         for ours, theirs in loopback:
             print_row(count, ours, theirs)
         if latency:

@@ -168,7 +168,6 @@ pub struct PlayScope {
     /// Every host of the play, across batches (`ansible_play_hosts_all`).
     pub play_hosts_all: Vec<String>,
     pub active_hosts: Vec<String>,
-    pub hostvars: Value,
     pub handlers: Vec<Task>,
     pub rollout: crate::playbook::Rollout,
 }
@@ -559,8 +558,6 @@ struct Runner<'s> {
     /// Set when `max_fail_percentage` stopped a batch: ansible-playbook then exits 2.
     stopped_by_failures: bool,
     progress: crate::output::Progress,
-    /// Under `strategy: free`, what each host's own runner sees of the other hosts.
-    others: Map<String, Value>,
     /// `--start-at-task` not reached yet: tasks are skipped until it is.
     start_at: Option<String>,
     /// `--step` still asking (answering `c` stops it).
@@ -575,7 +572,6 @@ impl<'s> Runner<'s> {
             stats: BTreeMap::new(),
             stopped_by_failures: false,
             progress: crate::output::Progress::new(),
-            others: Map::new(),
             start_at: None,
             stepping: false,
         }
@@ -706,7 +702,6 @@ impl<'s> Runner<'s> {
                 all_hosts: batch.clone(),
                 play_hosts_all: all_hosts.clone(),
                 active_hosts: batch.clone(),
-                hostvars: Value::Null,
                 handlers: play.handlers.clone(),
                 rollout: play.rollout.clone(),
             };
@@ -743,13 +738,12 @@ impl<'s> Runner<'s> {
                  are executed independently on each host",
             );
         }
+        // Every host's runner reads the others' variables from the run's shared hostvars.
         self.refresh_scope(scope);
-        let Value::Object(others) = scope.hostvars.clone() else { return };
         let mut runners = Vec::new();
         for host in &scope.all_hosts {
             let Some(state) = self.hosts.remove(host) else { continue };
             let mut runner = Runner::new(self.shared);
-            runner.others = others.clone();
             runner.start_at = self.start_at.clone();
             runner.hosts.insert(host.clone(), state);
             runner.stats.insert(host.clone(), self.stats.remove(host).unwrap_or_default());
@@ -813,10 +807,12 @@ impl<'s> Runner<'s> {
         scope.all_hosts.iter().any(|h| self.hosts[h].active())
     }
 
+    /// The batch's active hosts, and `hostvars` for this runner's hosts (under
+    /// `strategy: free` each host's runner refreshes its own; all share one store).
     fn refresh_scope(&self, scope: &mut PlayScope) {
         scope.active_hosts =
             scope.all_hosts.iter().filter(|h| self.hosts[*h].active()).cloned().collect();
-        let mut hostvars = self.others.clone();
+        let hostvars = self.shared.templar.hostvars();
         for (name, host) in &self.hosts {
             let mut vars = vars::host_inventory_vars(self.shared, name);
             for (fact, value) in &host.facts {
@@ -826,9 +822,8 @@ impl<'s> Runner<'s> {
             vars.extend(host.included_vars.clone());
             vars.extend(host.registered.clone());
             vars.insert("inventory_hostname".into(), Value::from(name.clone()));
-            hostvars.insert(name.clone(), Value::Object(vars));
+            hostvars.set(name, vars);
         }
-        scope.hostvars = Value::Object(hostvars);
     }
 
     /// Runs a task list on the play's active hosts (or just `only`, for rescue/always).

@@ -19,8 +19,9 @@
 //!  9. the task role's parameters (`- role: x` with `foo: 1`)
 //! 10. extra vars (`-e`), which always win
 //!
-//! Magic variables (`inventory_hostname`, `groups`, `hostvars`, …) are set last; they are not
-//! meant to be overridden.
+//! Magic variables (`inventory_hostname`, `groups`, …) are set last; they are not meant to be
+//! overridden. `hostvars` is not among them: templates read it from the run's one shared
+//! store (`crate::template::Hostvars`), refreshed by the executor before each task.
 
 use serde_json::{Map, Value};
 
@@ -139,7 +140,6 @@ fn magic(
     vars.insert("inventory_hostname".into(), Value::from(name.clone()));
     vars.insert("group_names".into(), Value::from(shared.inventory().group_names(&name)));
     vars.insert("groups".into(), shared.groups());
-    vars.insert("hostvars".into(), play.hostvars.clone());
     vars.insert("playbook_dir".into(), Value::from(shared.playbook_dir.display().to_string()));
     vars.insert(
         "inventory_dir".into(),

@@ -8,10 +8,13 @@ use serde_json::{Map, Value};
 
 use super::Templar;
 
+/// Served from the templar's shared store unless the variables carry their own.
+const HOSTVARS: &str = "hostvars";
+
 /// The merged variables of one host at one task, as a template context.
 #[derive(Debug)]
 pub struct Context {
-    vars: Map<String, Value>,
+    vars: Arc<Map<String, Value>>,
     templar: Templar,
     state: Mutex<ResolveState>,
 }
@@ -27,6 +30,11 @@ struct ResolveState {
 
 impl Context {
     pub fn new(vars: Map<String, Value>, templar: Templar) -> Arc<Context> {
+        Context::shared(Arc::new(vars), templar)
+    }
+
+    /// A context over variables kept elsewhere too (a host's entry in `hostvars`).
+    pub fn shared(vars: Arc<Map<String, Value>>, templar: Templar) -> Arc<Context> {
         Arc::new(Context { vars, templar, state: Mutex::new(ResolveState::default()) })
     }
 
@@ -51,7 +59,9 @@ impl Context {
 
     /// A variable with its templates rendered, as plain data.
     pub fn resolved(self: &Arc<Self>, name: &str) -> Option<Result<Value, String>> {
-        let raw = self.vars.get(name)?;
+        let Some(raw) = self.vars.get(name) else {
+            return (name == HOSTVARS).then(|| self.templar.hostvars().to_value(&self.templar));
+        };
         if !super::has_template(raw) {
             return Some(Ok(raw.clone()));
         }
@@ -71,6 +81,9 @@ impl Object for Context {
         let name = key.as_str()?;
         if name == super::lookups::CONTEXT_KEY {
             return Some(JinjaValue::from_dyn_object(self.clone()));
+        }
+        if name == HOSTVARS && !self.vars.contains_key(HOSTVARS) {
+            return Some(super::hostvars::View::value(self.templar.clone()));
         }
         match self.resolved(name) {
             Some(Ok(value)) => Some(JinjaValue::from(minijinja::value::Serde(&value))),

@@ -28,6 +28,7 @@ pub fn register(environment: &mut Environment<'static>) {
     environment.add_filter("b64decode", b64decode);
     environment.add_filter("combine", combine);
     environment.add_filter("dict2items", dict2items);
+    environment.add_filter("extract", extract);
     environment.add_filter("mandatory", mandatory);
     environment.add_filter("ternary", ternary);
     environment.add_filter("hash", hash);
@@ -347,6 +348,31 @@ fn dict2items(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
         .map(|(key, item)| serde_json::json!({ key_name.clone(): key, value_name.clone(): item }))
         .collect();
     Ok(Value::from(minijinja::value::Serde(&items)))
+}
+
+/// `key | extract(container, morekeys)`: `container[key]`, then each of `morekeys` in turn
+/// (one key or a list), as `map('extract', hostvars, 'x')` uses it.
+fn extract(key: Value, container: Value, more: Option<Value>) -> Result<Value, Error> {
+    let mut keys = vec![key];
+    match more {
+        Some(more) if more.kind() == minijinja::value::ValueKind::Seq => {
+            keys.extend(more.try_iter()?)
+        }
+        Some(more) if !more.is_none() && !more.is_undefined() => keys.push(more),
+        _ => {}
+    }
+    let mut value = container;
+    for key in keys {
+        let next = value.get_item(&key)?;
+        if next.is_undefined() {
+            return Err(Error::new(
+                ErrorKind::UndefinedError,
+                format!("'{} object' has no attribute '{key}'", type_debug(value.clone())),
+            ));
+        }
+        value = next;
+    }
+    Ok(value)
 }
 
 fn mandatory(value: Value, message: Option<String>) -> Result<Value, Error> {

@@ -3,6 +3,7 @@
 
 mod context;
 mod filters;
+mod hostvars;
 pub mod lookups;
 mod yaml_dump;
 
@@ -15,6 +16,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 pub use context::Context;
+pub use hostvars::Hostvars;
 
 /// The placeholder that `omit` renders to; arguments equal to it are dropped.
 pub const OMIT: &str = "__omit_place_holder__bramble";
@@ -23,6 +25,8 @@ pub const OMIT: &str = "__omit_place_holder__bramble";
 #[derive(Clone, Debug)]
 pub struct Templar {
     jinja: Arc<Environment<'static>>,
+    /// The run's `hostvars`, shared by every clone.
+    hostvars: Arc<Hostvars>,
 }
 
 impl Default for Templar {
@@ -33,7 +37,12 @@ impl Default for Templar {
 
 impl Templar {
     pub fn new() -> Templar {
-        Templar { jinja: Arc::new(environment()) }
+        Templar { jinja: Arc::new(environment()), hostvars: Arc::default() }
+    }
+
+    /// Every host's variables as templates see them in `hostvars`.
+    pub fn hostvars(&self) -> &Hostvars {
+        &self.hostvars
     }
 
     /// Renders every string inside a value; other scalars pass through.
