@@ -15,7 +15,7 @@ pub fn register(environment: &mut Environment<'static>) {
     environment.add_filter("to_json", to_json);
     environment.add_filter("to_nice_json", to_nice_json);
     environment.add_filter("from_json", from_json);
-    environment.add_function("now", now);
+    environment.add_function("now", super::datetime::now);
     environment.add_filter("to_yaml", to_yaml);
     environment.add_filter("to_nice_yaml", to_nice_yaml);
     environment.add_filter("regex_replace", regex_replace);
@@ -84,6 +84,9 @@ pub fn register(environment: &mut Environment<'static>) {
 /// The Python type name Ansible reports for a value.
 pub fn type_debug(value: Value) -> &'static str {
     use minijinja::value::ValueKind;
+    if let Some(name) = super::datetime::type_name(&value) {
+        return name;
+    }
     match value.kind() {
         ValueKind::Undefined | ValueKind::None => "NoneType",
         ValueKind::Bool => "bool",
@@ -129,7 +132,8 @@ fn to_bool(value: Value) -> bool {
 }
 
 fn json_of(value: &Value) -> Result<serde_json::Value, Error> {
-    serde_json::to_value(value).map_err(|error| invalid(format!("cannot convert to JSON: {error}")))
+    super::datetime::as_data(|| serde_json::to_value(value))
+        .map_err(|error| invalid(format!("cannot convert to JSON: {error}")))
 }
 
 /// Python's `json.dumps` spacing (`[1, 2]`, `{"a": 1}`) and ASCII escapes, as Ansible's
@@ -142,25 +146,6 @@ fn to_nice_json(value: Value, kwargs: Kwargs) -> Result<String, Error> {
     let indent: usize = kwargs.get::<Option<usize>>("indent")?.unwrap_or(4);
     kwargs.assert_all_used()?;
     Ok(crate::output::python_json_ascii(&json_of(&value)?, Some(indent), true))
-}
-
-/// Ansible's `now(utc=False, fmt=None)`: the time as Python prints a datetime, or in `fmt`.
-/// It returns text, not a datetime: `now().year` is undefined here.
-fn now(kwargs: Kwargs) -> Result<String, Error> {
-    use chrono::format::{Item, StrftimeItems};
-    let utc = kwargs.get::<Option<bool>>("utc")?.unwrap_or(false);
-    let format = kwargs.get::<Option<String>>("fmt")?;
-    kwargs.assert_all_used()?;
-    let format = format.as_deref().unwrap_or("%Y-%m-%d %H:%M:%S%.6f");
-    let items: Vec<Item> = StrftimeItems::new(format).collect();
-    if items.iter().any(|item| matches!(item, Item::Error)) {
-        return Err(invalid(format!("now: `{format}` is not a strftime format")));
-    }
-    Ok(if utc {
-        chrono::Utc::now().format_with_items(items.into_iter()).to_string()
-    } else {
-        chrono::Local::now().format_with_items(items.into_iter()).to_string()
-    })
 }
 
 fn to_yaml(value: Value, kwargs: Kwargs) -> Result<String, Error> {

@@ -172,7 +172,8 @@ fn invalid(message: String) -> JinjaError {
 }
 
 fn to_json(value: &JinjaValue) -> Result<Value, JinjaError> {
-    serde_json::to_value(value).map_err(|error| invalid(format!("lookup argument: {error}")))
+    super::datetime::as_data(|| serde_json::to_value(value))
+        .map_err(|error| invalid(format!("lookup argument: {error}")))
 }
 
 /// A string as itself, anything else as JSON text.

@@ -2,6 +2,7 @@
 //! a lone expression, strict undefined variables, and Ansible's filters and tests.
 
 mod context;
+pub(crate) mod datetime;
 mod filters;
 mod hostvars;
 pub mod lookups;
@@ -150,7 +151,7 @@ impl Templar {
             });
             return Err(Error::template(message));
         }
-        serde_json::to_value(&value)
+        datetime::as_data(|| serde_json::to_value(&value))
             .map_err(|error| Error::template(format!("in `{expression}`: {error}")))
     }
 }
@@ -333,6 +334,22 @@ mod tests {
             json!(year)
         );
         assert!(templar.render_string("{{ now(fmt='%Q') }}", &vars).is_err());
+    }
+
+    #[test]
+    fn now_is_a_datetime() {
+        let templar = Templar::new();
+        let vars = context(json!({}));
+        let render = |text: &str| templar.render_string(text, &vars).unwrap();
+        let year: i64 = chrono::Utc::now().format("%Y").to_string().parse().unwrap();
+        assert_eq!(render("{{ now(true).year }}"), json!(year));
+        assert_eq!(render("{{ now(utc=true).strftime('%Y') }}"), json!(year.to_string()));
+        // Data in ISO form, text as str() prints it.
+        let data = render("{{ now() }}");
+        assert_eq!(data.as_str().unwrap().as_bytes()[10], b'T', "{data}");
+        let text = render("at {{ now() }}");
+        assert_eq!(text.as_str().unwrap().as_bytes()[13], b' ', "{text}");
+        assert_eq!(render("{{ now().date() | type_debug }}"), json!("date"));
     }
 
     #[test]
