@@ -171,12 +171,15 @@ pub async fn run(
 const LOOP_SUMMARY: &str = "_bramble_loop_summary";
 
 /// What `register:` stores, as ansible-core records it: no internal keys; `failed: false` on a
-/// task or loop item that ran (playbooks test `result.failed`), `skipped: false` on a loop's
+/// task or loop item that ran, even if it skipped itself (playbooks test `result.failed`), `skipped: false` on a loop's
 /// summary unless every item was skipped.
 fn registered_form(result: &Map<String, Value>) -> Map<String, Value> {
     fn ran(mut result: Map<String, Value>) -> Map<String, Value> {
         result.retain(|key, _| !key.starts_with("_ansible") && !key.starts_with("_bramble"));
-        if result.get("skipped") != Some(&Value::Bool(true)) {
+        // A task skipped by its condition never ran; a module that skipped itself (check
+        // mode) did.
+        if result.get("skipped") != Some(&Value::Bool(true)) || !result.contains_key("skip_reason")
+        {
             result.entry("failed").or_insert(Value::Bool(false));
         }
         result

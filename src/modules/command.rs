@@ -31,31 +31,12 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         return Err(fail("no command given"));
     }
 
-    // creates/removes make the command idempotent: checked before anything runs.
-    if let Some(path) = args.string(&["creates"])
-        && exists(call, &path).await?
-    {
-        return Ok(not_run(
-            shown,
-            format!("Did not run command since '{path}' exists"),
-            format!("skipped, since {path} exists"),
-        ));
+    let creates = args.string(&["creates"]);
+    let removes = args.string(&["removes"]);
+    let guarded = creates.is_some() || removes.is_some();
+    if call.check_mode && !guarded {
+        return Ok(would_run(shown, false));
     }
-    if let Some(path) = args.string(&["removes"])
-        && !exists(call, &path).await?
-    {
-        return Ok(not_run(
-            shown,
-            format!("Did not run command since '{path}' does not exist"),
-            format!("skipped, since {path} does not exist"),
-        ));
-    }
-    if call.check_mode {
-        let mut skipped = result([("changed", Value::Bool(false)), ("skipped", Value::Bool(true))]);
-        skipped.insert("msg".into(), Value::from("Command would have run if not in check mode"));
-        return Ok(skipped);
-    }
-
     let mut command = match module {
         "shell" => {
             let executable = args.string(&["executable"]).unwrap_or_else(|| "/bin/sh".into());
@@ -63,8 +44,16 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
         }
         _ => line,
     };
-    if let Some(directory) = args.string(&["chdir"]) {
-        command = format!("cd {} && {command}", quote(&directory));
+    let chdir = args.string(&["chdir"]);
+    // creates/removes make the command idempotent. They are checked in the same remote
+    // command, after chdir as in ansible-core (a relative path is relative to it).
+    let token = format!("bramble-not-run-{}", super::files::nonce());
+    if guarded {
+        let run = if call.check_mode { format!("echo {token}:check") } else { command };
+        command =
+            guarded_command(&token, chdir.as_deref(), creates.as_deref(), removes.as_deref(), &run);
+    } else if let Some(directory) = &chdir {
+        command = format!("cd {} && {command}", quote(directory));
     }
     let stdin = args.string(&["stdin"]).map(|mut text| {
         if args.flag(&["stdin_add_newline"], true).unwrap_or(true) {
@@ -78,7 +67,31 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
     let output = call.remote.run_with_input(&command, stdin.as_deref()).await?;
     let delta = started.elapsed();
     let end = chrono_now();
-
+    if guarded && output.rc == 0 {
+        // Check mode says "Would not run", as ansible-core's.
+        let verb = if call.check_mode { "Would not run" } else { "Did not run" };
+        let said = output.stdout_text();
+        match said.trim_end().strip_prefix(token.as_str()) {
+            Some(":creates") => {
+                let path = creates.unwrap_or_default();
+                return Ok(not_run(
+                    shown,
+                    format!("{verb} command since '{path}' exists"),
+                    format!("skipped, since {path} exists"),
+                ));
+            }
+            Some(":removes") => {
+                let path = removes.unwrap_or_default();
+                return Ok(not_run(
+                    shown,
+                    format!("{verb} command since '{path}' does not exist"),
+                    format!("skipped, since {path} does not exist"),
+                ));
+            }
+            Some(":check") => return Ok(would_run(shown, true)),
+            _ => {}
+        }
+    }
     let strip = args.flag(&["strip_empty_ends"], true)?;
     let stdout = trim_end(output.stdout_text(), strip);
     let stderr = trim_end(output.stderr_text(), strip);
@@ -103,24 +116,74 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
     Ok(outcome)
 }
 
-async fn exists(call: &Call<'_>, path: &str) -> Result<bool, super::Failure> {
-    // Unquoted on purpose for globs, as Ansible's creates/removes accept them; each
-    // character that is not a glob is still quoted.
-    let pattern: String =
-        path.chars()
-            .map(|c| {
+/// One script: change directory, say `<token>:creates` (or `:removes`) and stop when the
+/// guard holds, else run the command. The command goes on its own line, so that whatever it
+/// ends with (a comment) cannot swallow the guard.
+fn guarded_command(
+    token: &str,
+    chdir: Option<&str>,
+    creates: Option<&str>,
+    removes: Option<&str>,
+    command: &str,
+) -> String {
+    let mut script = String::new();
+    if let Some(directory) = chdir {
+        // `exit` with no status keeps cd's, as `cd dir && command` does.
+        script.push_str(&format!("cd {} || exit\n", quote(directory)));
+    }
+    if let Some(path) = creates {
+        let pattern = glob_pattern(path);
+        script.push_str(&format!(
+            "for f in {pattern}; do [ -e \"$f\" ] && {{ echo {token}:creates; exit 0; }}; done\n"
+        ));
+    }
+    if let Some(path) = removes {
+        let pattern = glob_pattern(path);
+        script.push_str(&format!(
+            "bramble_found=; for f in {pattern}; do [ -e \"$f\" ] && bramble_found=1 && break; done\n\
+             [ -n \"$bramble_found\" ] || {{ echo {token}:removes; exit 0; }}\n"
+        ));
+    }
+    script.push_str(command);
+    script
+}
+
+/// A creates/removes path as a shell word: glob characters bare (Ansible's creates and
+/// removes accept globs), every other character quoted.
+fn glob_pattern(path: &str) -> String {
+    path.chars()
+        .map(
+            |c| {
                 if matches!(c, '*' | '?' | '[' | ']') {
                     c.to_string()
                 } else {
                     quote(&c.to_string())
                 }
-            })
-            .collect();
-    let output = call
-        .remote
-        .run(&format!("for f in {pattern}; do [ -e \"$f\" ] && exit 0; done; exit 1"))
-        .await?;
-    Ok(output.rc == 0)
+            },
+        )
+        .collect()
+}
+
+/// Check mode's result, as ansible-core's: a command with creates/removes whose guard would
+/// let it run reports changed; one without them is skipped (it cannot tell).
+fn would_run(cmd: Value, guarded: bool) -> Map<String, Value> {
+    let mut outcome = result([
+        ("changed", Value::Bool(guarded)),
+        ("cmd", cmd),
+        ("delta", Value::Null),
+        ("end", Value::Null),
+        ("msg", Value::from("Command would have run if not in check mode")),
+        ("rc", Value::from(0)),
+        ("start", Value::Null),
+        ("stderr", Value::from("")),
+        ("stderr_lines", Value::Array(Vec::new())),
+        ("stdout", Value::from("")),
+        ("stdout_lines", Value::Array(Vec::new())),
+    ]);
+    if !guarded {
+        outcome.insert("skipped".into(), Value::Bool(true));
+    }
+    outcome
 }
 
 fn not_run(cmd: Value, msg: String, stdout: String) -> Map<String, Value> {
@@ -158,4 +221,51 @@ fn format_delta(delta: std::time::Duration) -> String {
 /// Local wall-clock time as Python's `datetime.now()` prints it.
 fn chrono_now() -> String {
     chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::files::tests::shells;
+
+    const TOKEN: &str = "bramble-not-run-test";
+
+    /// The guarded script in `dir`, under dash and bash: (rc, stdout) of each.
+    fn guarded(
+        dir: &std::path::Path,
+        creates: Option<&str>,
+        removes: Option<&str>,
+    ) -> Vec<(i32, String)> {
+        let chdir = dir.to_str().expect("utf-8 path");
+        let command = "echo ran; exit 3 # a trailing comment";
+        shells(&guarded_command(TOKEN, Some(chdir), creates, removes, command), b"")
+    }
+
+    #[test]
+    fn creates_and_removes_are_checked_after_chdir_in_the_same_script() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("here.txt"), "").expect("a file");
+        let not_run = |what: &str| vec![(0, format!("{TOKEN}:{what}\n")); 2];
+        let ran = vec![(3, "ran\n".to_string()); 2];
+        assert_eq!(guarded(dir.path(), Some("here.txt"), None), not_run("creates"));
+        assert_eq!(guarded(dir.path(), Some("*.txt"), None), not_run("creates"));
+        assert_eq!(guarded(dir.path(), Some("missing"), None), ran);
+        assert_eq!(guarded(dir.path(), Some("*.none"), None), ran);
+        assert_eq!(guarded(dir.path(), None, Some("missing")), not_run("removes"));
+        assert_eq!(guarded(dir.path(), None, Some("h?re.txt")), ran);
+        assert_eq!(guarded(dir.path(), Some("missing"), Some("missing")), not_run("removes"));
+        let spaced = dir.path().join("a b");
+        std::fs::write(&spaced, "").expect("a spaced name");
+        assert_eq!(guarded(dir.path(), Some("a b"), None), not_run("creates"));
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_entered_fails_as_cd_does() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let gone = dir.path().join("gone");
+        for (rc, stdout) in guarded(&gone, Some("x"), None) {
+            assert_ne!(rc, 0);
+            assert_eq!(stdout, "");
+        }
+    }
 }

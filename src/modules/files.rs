@@ -263,9 +263,14 @@ pub async fn apply_attributes(
 /// What `stat -c` prints for [`parse_stat`], as one format string.
 const STAT_FORMAT: &str = "%F|%a|%U|%G|%u|%g|%s|%Y";
 
-/// A name for a temporary file that no other write (of this or another controller) picks:
-/// the process id, a counter and the clock, hashed with a per-process random key.
+/// A name for a temporary file that no other write (of this or another controller) picks.
 fn temp_name() -> String {
+    format!(".bramble-{}", nonce())
+}
+
+/// Sixteen hex digits no other call (of this or another controller) returns: the process id,
+/// a counter and the clock, hashed with a per-process random key.
+pub fn nonce() -> String {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -276,7 +281,7 @@ fn temp_name() -> String {
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     hasher.write_u128(nanos.map(|since| since.as_nanos()).unwrap_or_default());
-    format!(".bramble-{:016x}", hasher.finish())
+    format!("{:016x}", hasher.finish())
 }
 
 /// Where the new content comes from in an atomic write.
