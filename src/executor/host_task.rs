@@ -869,16 +869,29 @@ impl Step<'_> {
         } else {
             "Module failed"
         };
-        let headline = match (unreachable, message.is_empty()) {
-            (true, _) => message.clone(),
-            _ if result.contains_key("timedout") => message.clone(),
-            (false, true) => format!("Task failed: {kind}."),
-            (false, false) => format!("Task failed: {kind}: {message}"),
+        let block = match result.remove(modules::CAUSED_BY) {
+            Some(Value::String(cause)) => {
+                // The task's line, then the file that caused it, as ansible-core chains them.
+                let headline = format!("Task failed: {message}");
+                let task_part = format!("{headline}\n\nTask failed.");
+                let block = crate::output::error_block(&task_part, &self.task.mark);
+                result.insert("msg".into(), Value::from(headline));
+                format!("{block}\n<<< caused by >>>\n\n{cause}")
+            }
+            _ => {
+                let headline = match (unreachable, message.is_empty()) {
+                    (true, _) => message.clone(),
+                    _ if result.contains_key("timedout") => message.clone(),
+                    (false, true) => format!("Task failed: {kind}."),
+                    (false, false) => format!("Task failed: {kind}: {message}"),
+                };
+                if unknown {
+                    result.insert("msg".into(), Value::from(headline.clone()));
+                }
+                crate::output::error_block(&headline, &self.task.mark)
+            }
         };
-        report.lines.push(crate::output::error_block(&headline, &self.task.mark));
-        if unknown {
-            result.insert("msg".into(), Value::from(headline.clone()));
-        }
+        report.lines.push(block);
         let ignored = !unreachable && self.ignore_errors(state);
         let status = if unreachable {
             Status::Unreachable

@@ -66,7 +66,7 @@ pub async fn run_template(call: &mut Call<'_>) -> Outcome {
     let mut rendered = call
         .templar
         .render_file(&text, &context)
-        .map_err(|error| fail(format!("{}: {error}", path.display())))?;
+        .map_err(|error| super::template_failure(&path, text.clone(), error))?;
     if let Some(sequence) = call.args.string(&["newline_sequence"]) {
         let newline = match sequence.as_str() {
             "\\n" | "\n" => "\n",

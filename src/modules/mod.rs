@@ -77,6 +77,33 @@ impl From<Unreachable> for Failure {
     }
 }
 
+/// A failed result key: the `<<< caused by >>>` section ansible-core prints after the task's
+/// excerpt when the cause lies in another file (a template): its message and origin.
+pub const CAUSED_BY: &str = "_bramble_caused_by";
+
+/// A template file that failed to render: ansible-core's message, the task's failure, and
+/// the file's name, line and excerpt as the cause.
+pub fn template_failure(
+    path: &std::path::Path,
+    text: String,
+    error: crate::template::FileFailure,
+) -> Failure {
+    let origin = match error.position {
+        Some((line, column)) => {
+            let source = std::sync::Arc::new(crate::error::Source { path: path.into(), text });
+            let mark = crate::error::Mark { source, line, column };
+            let block = crate::output::error_block(&error.message, &mark);
+            block.strip_prefix("[ERROR]: ").unwrap_or(&block).to_string()
+        }
+        None => format!("{}\nOrigin: {}\n", error.message, path.display()),
+    };
+    let mut result = Map::new();
+    result.insert("changed".into(), Value::Bool(false));
+    result.insert("msg".into(), Value::String(error.message));
+    result.insert(CAUSED_BY.into(), Value::String(origin));
+    Failure::Failed(result)
+}
+
 /// A failure with just a message (and `changed: false`).
 /// A failed result key: the action gave a `message` but no `msg` (include_vars does).
 pub const UNKNOWN_ERROR: &str = "_bramble_unknown_error";

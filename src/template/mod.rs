@@ -128,10 +128,14 @@ impl Templar {
     }
 
     /// Renders a template file's text: trim_blocks on, the trailing newline kept.
-    pub fn render_file(&self, text: &str, context: &Arc<Context>) -> Result<String> {
-        self.jinja
-            .render_str(text, JinjaValue::from_dyn_object(context.clone()))
-            .map_err(|error| describe(error, "the template", context))
+    pub fn render_file(
+        &self,
+        text: &str,
+        context: &Arc<Context>,
+    ) -> std::result::Result<String, FileFailure> {
+        self.jinja.render_str(text, JinjaValue::from_dyn_object(context.clone())).map_err(|error| {
+            FileFailure { position: position(&error, text), message: describe_file(error, context) }
+        })
     }
 
     fn finish_expression(
@@ -210,6 +214,55 @@ fn error_text(error: &minijinja::Error) -> String {
         Some(detail) => format!("{}: {detail}", error.kind()),
         None => error.kind().to_string(),
     }
+}
+
+/// A template file that failed to render: ansible-core's message, and the 1-based line
+/// and column in the file where minijinja knows them.
+#[derive(Debug)]
+pub struct FileFailure {
+    pub message: String,
+    pub position: Option<(usize, usize)>,
+}
+
+impl std::fmt::Display for FileFailure {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.message)
+    }
+}
+
+/// The line of a template error, with the column of its span when that lies on the line.
+fn position(error: &minijinja::Error, text: &str) -> Option<(usize, usize)> {
+    let line = error.line()?;
+    let column = error.range().and_then(|range| {
+        let before = text.get(..range.start)?;
+        let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+        let on_line = before.matches('\n').count() + 1 == line;
+        on_line.then(|| before[line_start..].chars().count() + 1)
+    });
+    Some((line, column.unwrap_or(1)))
+}
+
+/// A template file's error in ansible-core's words: what Jinja finds while compiling is a
+/// "Syntax error in template", what fails while rendering an "Error rendering template".
+fn describe_file(error: minijinja::Error, context: &Arc<Context>) -> String {
+    let compiling = matches!(
+        error.kind(),
+        ErrorKind::SyntaxError | ErrorKind::UnknownFilter | ErrorKind::UnknownTest
+    );
+    let message = match describe(error, "", context) {
+        Error::TemplateFailed { message, .. } => message,
+        other => other.to_string(),
+    };
+    // There is no expression to name: the file is named by the caller.
+    let message = message.trim_end_matches(" (in ``)").to_string();
+    if compiling {
+        let message = message.strip_prefix("syntax error: ").unwrap_or(&message);
+        return format!("Syntax error in template: {message}");
+    }
+    if message.starts_with("not supported yet: ") || message.ends_with(" is undefined") {
+        return message;
+    }
+    format!("Error rendering template: {message}")
 }
 
 /// Turns a minijinja error into Ansible's wording, naming the missing variable when known.
