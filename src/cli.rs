@@ -408,27 +408,39 @@ impl RunArgs {
     }
 }
 
-/// `-e`: `@file` (YAML/JSON), a `{...}` document, or `key=value key2=value2` (strings).
+/// `-e`: `@file` (YAML/JSON), a `{...}` or `[...]` document, or `key=value key2=value2`
+/// (strings).
 pub fn parse_extra_vars(text: &str) -> Result<Map<String, Value>> {
     if let Some(path) = text.strip_prefix('@') {
         let node = crate::yaml::load_file(std::path::Path::new(path))?;
         return as_mapping(node, text);
     }
     let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('-') && trimmed.contains('\n') {
+    if trimmed.starts_with(['{', '[']) || trimmed.starts_with('-') && trimmed.contains('\n') {
         let node = crate::yaml::load_str(std::path::Path::new("<extra vars>"), text.to_string())?;
         return as_mapping(node, text);
     }
-    let args = crate::playbook::task::free_form("set_fact", text)
-        .map_err(|message| Error::argument(format!("-e {text}: {message}")))?;
-    Ok(args)
+    // ansible-playbook silently drops a word without `=`; bramble refuses it, in ansible-core's
+    // words for extra vars that are not a mapping.
+    crate::playbook::task::free_form("set_fact", text).map_err(|message| {
+        let reason = match message.split_once(" is not `key=value`") {
+            Some((word, _)) => format!("{word} is not key=value, @file, or a YAML/JSON mapping"),
+            None => message,
+        };
+        Error::argument(format!("{}: {reason}", not_a_dictionary(text)))
+    })
+}
+
+/// ansible-core's message for extra vars that are not a mapping.
+fn not_a_dictionary(text: &str) -> String {
+    format!("Invalid extra vars data supplied. '{text}' could not be made into a dictionary")
 }
 
 fn as_mapping(node: crate::yaml::Node, text: &str) -> Result<Map<String, Value>> {
     match node.to_value() {
         Value::Object(map) => Ok(map),
         Value::Null => Ok(Map::new()),
-        _ => Err(Error::argument(format!("-e {text}: extra vars must be a mapping"))),
+        _ => Err(Error::argument(not_a_dictionary(text))),
     }
 }
 
@@ -443,6 +455,21 @@ mod tests {
         assert_eq!(
             json!(parse_extra_vars("{\"n\": 2, \"on\": yes}").unwrap()),
             json!({"n": 2, "on": true})
+        );
+    }
+
+    #[test]
+    fn extra_vars_that_are_no_mapping_say_so_as_ansible_core_does() {
+        let error = parse_extra_vars("[1, 2]").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "Invalid extra vars data supplied. '[1, 2]' could not be made into a dictionary"
+        );
+        let error = parse_extra_vars("a=1 notkv").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "Invalid extra vars data supplied. 'a=1 notkv' could not be made into a dictionary: \
+             `notkv` is not key=value, @file, or a YAML/JSON mapping"
         );
     }
 }
