@@ -450,19 +450,33 @@ pub fn task_tags(task: &Task, inherited: &BTreeSet<String>) -> BTreeSet<String> 
     all
 }
 
+/// Which sections of a block [`selected_leaves`] walks: `--list-tasks` and `--list-tags`
+/// show only `block:` tasks, as ansible-core 2.19 lists them; `--start-at-task` looks
+/// through all three.
+#[derive(Clone, Copy)]
+enum Sections {
+    All,
+    BlockOnly,
+}
+
 /// The tasks (not blocks) the tag filter selects, with their whole tag sets, in order.
 fn selected_leaves<'a>(
     list: &'a [Task],
     inherited: &BTreeSet<String>,
     filter: &TagFilter,
+    sections: Sections,
     out: &mut Vec<(&'a Task, BTreeSet<String>)>,
 ) {
     for task in list {
         let tags = task_tags(task, inherited);
         match &task.body {
             TaskBody::Block { block, rescue, always } => {
-                for section in [block, rescue, always] {
-                    selected_leaves(section, &tags, filter, out);
+                let others: &[&Vec<Task>] = match sections {
+                    Sections::All => &[rescue, always],
+                    Sections::BlockOnly => &[],
+                };
+                for section in std::iter::once(&block).chain(others) {
+                    selected_leaves(section, &tags, filter, sections, out);
                 }
             }
             _ if crate::playbook::role::is_complete_marker(task) => {}
@@ -642,7 +656,8 @@ impl<'s> Runner<'s> {
                 if options.list_tasks { "    tasks:\n".to_string() } else { String::new() };
             let mut leaves = Vec::new();
             for list in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
-                selected_leaves(list, &play_tags, &self.shared.tag_filter, &mut leaves);
+                let filter = &self.shared.tag_filter;
+                selected_leaves(list, &play_tags, filter, Sections::BlockOnly, &mut leaves);
             }
             let mut all_tags = play_tags.clone();
             for (task, tags) in &leaves {
@@ -931,7 +946,8 @@ impl<'s> Runner<'s> {
     fn play_has_task(&self, play: &Play, pattern: &str) -> bool {
         let mut leaves = Vec::new();
         for list in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
-            selected_leaves(list, &play_tags(play), &self.shared.tag_filter, &mut leaves);
+            let filter = &self.shared.tag_filter;
+            selected_leaves(list, &play_tags(play), filter, Sections::All, &mut leaves);
         }
         leaves.iter().any(|(task, _)| task_matches(task, pattern))
     }
