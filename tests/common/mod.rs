@@ -39,8 +39,8 @@ impl Sshd {
             pid = path.join("sshd.pid").display(),
         );
         std::fs::write(path.join("sshd_config"), config).expect("sshd_config");
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
+        let child = clean_login(path)
+            .args(["/usr/sbin/sshd", "-D", "-e", "-f"])
             .arg(path.join("sshd_config"))
             .stderr(std::fs::File::create(path.join("sshd.log")).expect("log"))
             .spawn()
@@ -72,6 +72,28 @@ impl Sshd {
             self.known_hosts().display()
         )
     }
+}
+
+/// The command that starts sshd: in its own mount namespace with an empty ~/.bashrc over
+/// the user's, when there is one. bash reads ~/.bashrc for every command sshd starts; this
+/// machine's runs `pyenv init` (300 ms a command), which a test host would not.
+fn clean_login(dir: &Path) -> Command {
+    let bashrc = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".bashrc"));
+    let Some(bashrc) = bashrc.filter(|path| path.exists()) else {
+        let mut command = Command::new("env");
+        command.arg("--");
+        return command;
+    };
+    let empty = dir.join("empty_bashrc");
+    std::fs::write(&empty, "").expect("empty_bashrc");
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(r#"mount --bind "$1" "$2" && shift 2 && exec "$@""#)
+        .arg("sh")
+        .arg(&empty)
+        .arg(&bashrc);
+    command
 }
 
 impl Drop for Sshd {
