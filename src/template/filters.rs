@@ -16,6 +16,8 @@ pub fn register(environment: &mut Environment<'static>) {
     environment.add_filter("to_nice_json", to_nice_json);
     environment.add_filter("from_json", from_json);
     environment.add_function("now", super::datetime::now);
+    environment.add_filter("int", super::numbers::int);
+    environment.add_filter("float", super::numbers::float);
     environment.add_filter("to_yaml", to_yaml);
     environment.add_filter("to_nice_yaml", to_nice_yaml);
     environment.add_filter("regex_replace", regex_replace);

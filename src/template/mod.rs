@@ -6,6 +6,7 @@ pub(crate) mod datetime;
 mod filters;
 mod hostvars;
 pub mod lookups;
+mod numbers;
 mod yaml_dump;
 
 use std::sync::Arc;
