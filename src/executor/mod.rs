@@ -508,6 +508,17 @@ fn is_run_once(task: &Task, inherited: &Inherited) -> bool {
 }
 
 /// `--start-at-task`: the name, or `role : name`, equal to the pattern or matching it as a glob.
+/// The first task (not block) of a list, where a run of it starts.
+fn first_task(list: &[Task]) -> Option<&Task> {
+    list.iter().find_map(|task| match &task.body {
+        TaskBody::Block { block, rescue, always } => {
+            first_task(block).or_else(|| first_task(rescue)).or_else(|| first_task(always))
+        }
+        _ if crate::playbook::role::is_complete_marker(task) => None,
+        _ => Some(task),
+    })
+}
+
 fn task_matches(task: &Task, pattern: &str) -> bool {
     let glob = crate::template::lookups::glob_matches;
     let shown = task.display_name();
@@ -790,8 +801,15 @@ impl<'s> Runner<'s> {
         let ungathered: Vec<String> =
             scope.all_hosts.iter().filter(|h| self.hosts[*h].facts.is_empty()).cloned().collect();
         let only = (gathering == crate::config::Gathering::Smart).then_some(ungathered);
-        // ansible-core gathers facts in the play where --start-at-task lands, whatever the play says.
-        let starts_here = self.start_at.is_some();
+        // ansible-core gathers facts, whatever the play says, when --start-at-task lands on the
+        // play's first task (its iterator has not moved past fact gathering).
+        let starts_here = self.start_at.as_ref().is_some_and(|pattern| {
+            let sections = [&play.pre_tasks, &play.tasks, &play.post_tasks];
+            sections
+                .into_iter()
+                .find_map(|list| first_task(list))
+                .is_some_and(|task| task_matches(task, pattern))
+        });
         if (gather || starts_here) && only.as_ref().is_none_or(|hosts| !hosts.is_empty()) {
             let setup = Task {
                 name: Some("Gathering Facts".into()),
