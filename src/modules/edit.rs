@@ -22,12 +22,14 @@ pub enum Found {
     },
 }
 
-/// One script: what the path is, the path symlinks lead to, then the bytes of the file.
+/// One script: what the path is, the path symlinks lead to (the path itself when it is no
+/// symlink, without running readlink), then the bytes of the file.
 pub fn query_command(path: &str) -> String {
     let path = quote(path);
     format!(
         "if [ -d {path} ]; then echo directory; elif [ -e {path} ]; then \
-         stat -L -c '%F|%a|%U|%G|%u|%g|%s|%Y' -- {path} && readlink -f -- {path} && \
+         stat -L -c '%F|%a|%U|%G|%u|%g|%s|%Y' -- {path} && \
+         {{ if [ -L {path} ]; then readlink -f -- {path}; else printf '%s\\n' {path}; fi; }} && \
          cat -- {path}; else echo absent; fi"
     )
 }

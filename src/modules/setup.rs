@@ -10,17 +10,20 @@ use super::{Call, Outcome, fail, result};
 /// either sees as another file system or, rooted inside one, not at all.
 pub const IS_CHROOT: &str = r#"root_mount() { awk '$5 == "/" { found = $3 " " $4 } END { print found }' "$1"; }
 is_chroot() {
-  if init_root=$(stat -c %d:%i /proc/1/root/ 2>/dev/null); then
-    [ "$init_root" != "$(stat -c %d:%i /)" ]
+  if roots=$(stat -c %d:%i /proc/1/root/ / 2>/dev/null); then
+    [ "${roots%%"
+"*}" != "${roots#*"
+"}" ]
   else
     [ -r /proc/1/mountinfo ] && [ "$(root_mount /proc/1/mountinfo)" != "$(root_mount /proc/self/mountinfo)" ]
   fi
 }
 "#;
 
-/// Prints `key=value` lines; os-release lines come prefixed with `os_`. Each process costs
-/// a small host milliseconds, so what the shell can read itself (files under /proc, `id`'s
-/// one line, the route's fields) is read with builtins; the rest is one process per tool.
+/// Prints `key=value` lines; os-release lines come prefixed with `os_`. Each process costs a
+/// small host about a millisecond, so what the shell can read itself (files under /proc, the
+/// user's /etc/passwd entry, os-release, the route's fields) is read with builtins; the rest
+/// (uname, one stat, hostname, ip) is one process per tool.
 const SCRIPT: &str = r#"
 set -- $(uname -snrm)
 echo "system=$1"; echo "nodename=$2"; echo "kernel=$3"; echo "machine=$4"
@@ -30,16 +33,38 @@ echo "fqdn=$(hostname -f 2>/dev/null || uname -n)"
 read -r pid1 2>/dev/null < /proc/1/comm; echo "pid1=$pid1"
 [ -d /run/systemd/system ] && echo "systemd_booted=1"
 is_chroot && echo "is_chroot=1"
-ids=$(id)
-uid=${ids#uid=}; echo "user_uid=${uid%%[!0-9]*}"
-gid=${ids#* gid=}; echo "user_gid=${gid%%[!0-9]*}"
-case $uid in *"("*) name=${uid#*\(}; echo "user_id=${name%%\)*}";; *) echo "user_id=${uid%% *}";; esac
+uid=; gid=; cpus=
+while read -r key real effective rest; do
+  case $key in Uid:) uid=$effective;; Gid:) gid=$effective;; Cpus_allowed_list:) cpus=$real;; esac
+done < /proc/self/status
+[ -n "$uid" ] || uid=$(id -u)
+[ -n "$gid" ] || gid=$(id -g)
+echo "user_uid=$uid"; echo "user_gid=$gid"
+name=
+while IFS=: read -r entry_name password entry_uid rest; do
+  [ "$entry_uid" = "$uid" ] && { name=$entry_name; break; }
+done < /etc/passwd
+[ -n "$name" ] || name=$(id -un 2>/dev/null) || name=$uid
+echo "user_id=$name"
 echo "user_home=$HOME"
 while read -r key value rest; do
   case $key in MemTotal:) echo "memtotal_kb=$value";; MemFree:) echo "memfree_kb=$value";; esac
 done < /proc/meminfo
-echo "processors=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"
-echo "nproc=$(nproc 2>/dev/null)"
+processors=0
+while read -r key rest; do
+  [ "$key" = processor ] && processors=$((processors + 1))
+done < /proc/cpuinfo
+echo "processors=$processors"
+if [ -n "$cpus" ]; then
+  count=0; IFS=,
+  for range in $cpus; do
+    case $range in *-*) count=$((count + ${range#*-} - ${range%-*} + 1));; *) count=$((count + 1));; esac
+  done
+  unset IFS
+  echo "nproc=$count"
+else
+  echo "nproc=$(nproc 2>/dev/null)"
+fi
 for tool in apt-get dnf yum apk pacman zypper; do command -v $tool >/dev/null 2>&1 && { echo "pkg_tool=$tool"; break; }; done
 route=$(ip -4 route show default 2>/dev/null) || route=
 route=${route%%"
@@ -49,7 +74,11 @@ case $route in *" dev "*)
   dev=${route#* dev }; set -- $(ip -4 -o addr show dev "${dev%% *}" 2>/dev/null)
   [ -n "$4" ] && echo "default_address=$4";;
 esac
-[ -r /etc/os-release ] && sed -n 's/^\([A-Z_]*\)=/os_\1=/p' /etc/os-release
+if [ -r /etc/os-release ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    case ${line%%=*} in "$line"|*[!A-Z_]*) ;; *) echo "os_$line";; esac
+  done < /etc/os-release
+fi
 [ -r /etc/debian_version ] && read -r debian < /etc/debian_version && echo "debian_version=$debian"
 [ -r /proc/device-tree/model ] && echo "device_model=$(tr -d '\0' < /proc/device-tree/model)"
 true
@@ -221,6 +250,45 @@ pub async fn run(call: &mut Call<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::files::tests::SHELLS;
+
+    fn tool(program: &str, args: &[&str]) -> String {
+        let output = std::process::Command::new(program).args(args).output().expect(program);
+        String::from_utf8_lossy(&output.stdout).trim_end().to_string()
+    }
+
+    /// The script's builtin readings agree with the tools they stand in for, on this machine
+    /// under dash and bash.
+    #[test]
+    fn builtin_readings_match_the_tools() {
+        let script = format!("{IS_CHROOT}{SCRIPT}");
+        for shell in SHELLS {
+            let output = std::process::Command::new(shell).args(["-c", &script]).output();
+            let output = output.expect("a shell");
+            assert!(output.status.success(), "{shell}: {output:?}");
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            let line = |key: &str| {
+                let prefix = format!("{key}=");
+                text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).map(str::to_string)
+            };
+            assert_eq!(line("user_uid").as_deref(), Some(tool("id", &["-u"]).as_str()), "{shell}");
+            assert_eq!(line("user_gid").as_deref(), Some(tool("id", &["-g"]).as_str()), "{shell}");
+            assert_eq!(line("user_id").as_deref(), Some(tool("id", &["-un"]).as_str()), "{shell}");
+            assert_eq!(line("nproc").as_deref(), Some(tool("nproc", &[]).as_str()), "{shell}");
+            let processors = tool("grep", &["-c", "^processor", "/proc/cpuinfo"]);
+            assert_eq!(line("processors").as_deref(), Some(processors.as_str()), "{shell}");
+            let os: Vec<&str> = text.lines().filter(|l| l.starts_with("os_")).collect();
+            let expected = tool("sed", &["-n", r"s/^\([A-Z_]*\)=/os_\1=/p", "/etc/os-release"]);
+            assert_eq!(os.join("\n"), expected, "{shell}");
+            assert_eq!(line("is_chroot"), None, "{shell}: this machine is not a chroot");
+        }
+        // The CPUs this process may use, as nproc counts them (here pinned to one).
+        let pinned = std::process::Command::new("taskset")
+            .args(["-c", "0", "sh", "-c", &script])
+            .output()
+            .expect("taskset");
+        assert!(String::from_utf8_lossy(&pinned.stdout).lines().any(|l| l == "nproc=1"));
+    }
 
     #[test]
     fn pi_os_facts() {
