@@ -90,11 +90,7 @@ fn lab(fleet: &Path, arguments: &[&str]) -> Run {
         .env("NO_COLOR", "1")
         .output()
         .expect("run bramble lab");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::from(output)
 }
 
 /// The folder of the lab image, built once by `tests/lab/image.sh`.

@@ -40,11 +40,7 @@ fn bramble(inventory: &Path, extra: &[&str]) -> Run {
         .args(extra)
         .output()
         .expect("bramble");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::from(output)
 }
 
 #[test]

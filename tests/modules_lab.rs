@@ -26,17 +26,7 @@ fn bramble(dir: &Path, playbook: &str, text: &str, extra: &[&str]) -> Run {
         .args(extra)
         .output()
         .expect("bramble");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn changed(run: &Run) -> u32 {
-    let recap = run.recap("lab1");
-    let count = recap.split("changed=").nth(1).and_then(|rest| rest.split(' ').next());
-    count.and_then(|count| count.parse().ok()).unwrap_or_else(|| panic!("{recap}"))
+    Run::from(output)
 }
 
 const SYSCTL_HOSTNAME: &str = r#"
@@ -57,19 +47,19 @@ fn sysctl_and_hostname(guest: &Guest, dir: &Path) {
     let vars = |swappiness: &str, name: &str| format!("swappiness={swappiness} new_name={name}");
     let first = bramble(dir, "sysctl.yml", SYSCTL_HOSTNAME, &["-e", &vars("33", "bramblelab")]);
     first.success();
-    assert_eq!(changed(&first), 2, "{}", first.stdout);
+    assert_eq!(first.changed("lab1"), 2, "{}", first.stdout);
     assert_eq!(guest.ssh("cat /proc/sys/vm/swappiness"), "33");
     assert_eq!(guest.ssh("cat /etc/sysctl.d/90-bramble.conf"), "vm.swappiness=33");
     assert_eq!(guest.ssh("hostname; cat /etc/hostname"), "bramblelab\nbramblelab");
 
     let second = bramble(dir, "sysctl.yml", SYSCTL_HOSTNAME, &["-e", &vars("33", "bramblelab")]);
     second.success();
-    assert_eq!(changed(&second), 0, "{}", second.stdout);
+    assert_eq!(second.changed("lab1"), 0, "{}", second.stdout);
 
     let checked =
         bramble(dir, "sysctl.yml", SYSCTL_HOSTNAME, &["-e", &vars("44", "otherlab"), "--check"]);
     checked.success();
-    assert_eq!(changed(&checked), 2, "{}", checked.stdout);
+    assert_eq!(checked.changed("lab1"), 2, "{}", checked.stdout);
     assert_eq!(guest.ssh("cat /proc/sys/vm/swappiness; hostname"), "33\nbramblelab");
 }
 
@@ -160,7 +150,7 @@ fn modprobe(guest: &Guest, dir: &Path) {
     let present = ["-e", "state=present", "-e", "params=numdummies=2"];
     let first = bramble(dir, "modprobe.yml", MODPROBE, &present);
     first.success();
-    assert_eq!(changed(&first), 1, "{}", first.stdout);
+    assert_eq!(first.changed("lab1"), 1, "{}", first.stdout);
     assert_eq!(
         modprobe_snapshot(guest),
         "1\n2\ndummy\noptions dummy numdummies=2",
@@ -169,24 +159,24 @@ fn modprobe(guest: &Guest, dir: &Path) {
     );
     let second = bramble(dir, "modprobe.yml", MODPROBE, &present);
     second.success();
-    assert_eq!(changed(&second), 0, "{}", second.stdout);
+    assert_eq!(second.changed("lab1"), 0, "{}", second.stdout);
 
     let before = modprobe_snapshot(guest);
     let absent = ["-e", "state=absent", "-e", "params="];
     let checked = bramble(dir, "modprobe.yml", MODPROBE, &[&absent[..], &["--check"]].concat());
     checked.success();
-    assert_eq!(changed(&checked), 1, "{}", checked.stdout);
+    assert_eq!(checked.changed("lab1"), 1, "{}", checked.stdout);
     assert_eq!(modprobe_snapshot(guest), before);
 
     let removed = bramble(dir, "modprobe.yml", MODPROBE, &absent);
     removed.success();
-    assert_eq!(changed(&removed), 1, "{}", removed.stdout);
+    assert_eq!(removed.changed("lab1"), 1, "{}", removed.stdout);
     assert!(modprobe_snapshot(guest).starts_with("0\n0\n"), "{}", modprobe_snapshot(guest));
     assert_eq!(guest.root("cat /etc/modules-load.d/dummy.conf"), "#dummy");
     assert_eq!(guest.root("cat /etc/modprobe.d/dummy.conf"), "#options dummy numdummies=2");
     let again = bramble(dir, "modprobe.yml", MODPROBE, &absent);
     again.success();
-    assert_eq!(changed(&again), 0, "{}", again.stdout);
+    assert_eq!(again.changed("lab1"), 0, "{}", again.stdout);
 }
 
 const MOUNT: &str = r#"
@@ -237,7 +227,7 @@ fn mount(guest: &Guest, dir: &Path) {
     let mounted = ["-e", "state=mounted"];
     let first = bramble(dir, "mount.yml", MOUNT, &mounted);
     first.success();
-    assert_eq!(changed(&first), 2, "{}", first.stdout);
+    assert_eq!(first.changed("lab1"), 2, "{}", first.stdout);
     let snapshot = mount_snapshot(guest);
     assert!(snapshot.contains("tmpfs /mnt/bramble/tmp tmpfs size=8m 0 0"), "{snapshot}");
     assert!(snapshot.contains("/root/bramble.img /mnt/bramble/image ext4 defaults 0 0"));
@@ -245,34 +235,34 @@ fn mount(guest: &Guest, dir: &Path) {
     assert!(snapshot.contains("/mnt/bramble/image ext4"), "{snapshot}");
     let second = bramble(dir, "mount.yml", MOUNT, &mounted);
     second.success();
-    assert_eq!(changed(&second), 0, "{}", second.stdout);
+    assert_eq!(second.changed("lab1"), 0, "{}", second.stdout);
 
     // A changed option rewrites the line and remounts.
     let bigger = bramble(dir, "mount.yml", MOUNT, &["-e", "state=mounted", "-e", "opts=size=16m"]);
     bigger.success();
-    assert_eq!(changed(&bigger), 1, "{}", bigger.stdout);
+    assert_eq!(bigger.changed("lab1"), 1, "{}", bigger.stdout);
     assert!(mount_snapshot(guest).contains("size=16384k"), "{}", mount_snapshot(guest));
 
     let before = mount_snapshot(guest);
     let checked = bramble(dir, "mount.yml", MOUNT, &["-e", "state=absent", "--check"]);
     checked.success();
-    assert_eq!(changed(&checked), 2, "{}", checked.stdout);
+    assert_eq!(checked.changed("lab1"), 2, "{}", checked.stdout);
     assert_eq!(mount_snapshot(guest), before);
 
     let unmounted = bramble(dir, "mount.yml", MOUNT, &["-e", "state=unmounted"]);
     unmounted.success();
-    assert_eq!(changed(&unmounted), 2, "{}", unmounted.stdout);
+    assert_eq!(unmounted.changed("lab1"), 2, "{}", unmounted.stdout);
     let snapshot = mount_snapshot(guest);
     assert!(!snapshot.contains(" tmpfs rw"), "{snapshot}");
     assert!(snapshot.contains("tmpfs /mnt/bramble/tmp tmpfs size=16m 0 0"), "{snapshot}");
 
     let absent = bramble(dir, "mount.yml", MOUNT, &["-e", "state=absent"]);
     absent.success();
-    assert_eq!(changed(&absent), 2, "{}", absent.stdout);
+    assert_eq!(absent.changed("lab1"), 2, "{}", absent.stdout);
     assert_eq!(mount_snapshot(guest), "");
     let again = bramble(dir, "mount.yml", MOUNT, &["-e", "state=absent"]);
     again.success();
-    assert_eq!(changed(&again), 0, "{}", again.stdout);
+    assert_eq!(again.changed("lab1"), 0, "{}", again.stdout);
 }
 
 /// wait_for_connection after the host dropped every session of `pi`: the task must open a
@@ -337,7 +327,7 @@ fn reconnect_and_reboot(guest: &Guest, dir: &Path) {
     let rebooted = bramble(dir, "reboot.yml", REBOOT, &[]);
     rebooted.success();
     // The reboot (always changed, as in ansible-core) and the copy of its boot id.
-    assert_eq!(changed(&rebooted), 2, "{}", rebooted.stdout);
+    assert_eq!(rebooted.changed("lab1"), 2, "{}", rebooted.stdout);
     let after = std::fs::read_to_string(dir.join("boot_id")).expect("boot_id");
     assert_ne!(after.trim(), before);
     assert_eq!(boot_id(), after.trim());

@@ -44,17 +44,7 @@ fn bramble(playbook: &Path, inventory: &Path, extra: &[&str]) -> Run {
         .args(extra)
         .output()
         .expect("bramble");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn changed(run: &Run) -> u32 {
-    let recap = run.recap("lab1");
-    let count = recap.split("changed=").nth(1).and_then(|rest| rest.split(' ').next());
-    count.and_then(|count| count.parse().ok()).unwrap_or_else(|| panic!("{recap}"))
+    Run::from(output)
 }
 
 /// The compose module's playbook: load the image, a network, a volume, a single container,
@@ -130,7 +120,7 @@ fn compose_module_up_noop_recreate_down(guest: &Guest, hosts: &Path, dir: &Path)
     eprintln!("stack_guest: compose module, first run");
     let up = bramble(&play, hosts, &[]);
     up.success();
-    assert!(changed(&up) >= 5, "{}", up.stdout);
+    assert!(up.changed("lab1") >= 5, "{}", up.stdout);
     guest.root("docker image inspect bramble/busybox:1 >/dev/null");
     let first = container();
     assert!(!first.is_empty(), "no running container after up");
@@ -139,13 +129,13 @@ fn compose_module_up_noop_recreate_down(guest: &Guest, hosts: &Path, dir: &Path)
     eprintln!("stack_guest: compose module, re-run");
     let again = bramble(&play, hosts, &[]);
     again.success();
-    assert_eq!(changed(&again), 0, "a re-run changed something:\n{}", again.stdout);
+    assert_eq!(again.changed("lab1"), 0, "a re-run changed something:\n{}", again.stdout);
     assert_eq!(container(), first);
 
     eprintln!("stack_guest: compose module, changed memory limit");
     let bigger = bramble(&play, hosts, &["-e", "memory=48m"]);
     bigger.success();
-    assert_eq!(changed(&bigger), 2, "{}", bigger.stdout);
+    assert_eq!(bigger.changed("lab1"), 2, "{}", bigger.stdout);
     let second = container();
     assert!(!second.is_empty() && second != first, "not recreated: {first} -> {second}");
     let limit = guest.root(&format!("docker inspect -f '{{{{.HostConfig.Memory}}}}' {second}"));
@@ -154,7 +144,7 @@ fn compose_module_up_noop_recreate_down(guest: &Guest, hosts: &Path, dir: &Path)
     eprintln!("stack_guest: compose module, absent");
     let down = bramble(&play, hosts, &["-e", "state=absent", "-e", "memory=48m"]);
     down.success();
-    assert!(changed(&down) >= 4, "{}", down.stdout);
+    assert!(down.changed("lab1") >= 4, "{}", down.stdout);
     assert_eq!(guest.root("docker ps -aq --filter label=com.docker.compose.project=demo"), "");
     assert_eq!(guest.root("docker ps -aq --filter name=bramble-single"), "");
     assert_eq!(guest.root("docker network ls -q --filter name=^bramble-test$"), "");
@@ -167,7 +157,7 @@ fn site_deploys_the_stack_and_then_changes_nothing(guest: &Guest, hosts: &Path) 
     let first = bramble(&site, hosts, &[]);
     let first_time = started.elapsed();
     first.success();
-    assert!(changed(&first) > 0, "{}", first.stdout);
+    assert!(first.changed("lab1") > 0, "{}", first.stdout);
 
     let base = "/home/pi/.iac-toolbox";
     assert_eq!(guest.root("docker info --format '{{.LoggingDriver}}'"), "json-file");
@@ -188,7 +178,7 @@ fn site_deploys_the_stack_and_then_changes_nothing(guest: &Guest, hosts: &Path) 
     let second = bramble(&site, hosts, &[]);
     let second_time = started.elapsed();
     second.success();
-    assert_eq!(changed(&second), 0, "the second run changed something:\n{}", second.stdout);
+    assert_eq!(second.changed("lab1"), 0, "the second run changed something:\n{}", second.stdout);
     assert_eq!(guest.root(&format!("sha256sum {secrets}")), before);
     eprintln!(
         "timing: site.yml first run {:.1} s, second run {:.1} s",

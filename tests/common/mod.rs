@@ -132,6 +132,16 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Run {
+    fn from(output: std::process::Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
 impl Run {
     pub fn success(&self) -> &Run {
         assert_eq!(
@@ -169,6 +179,13 @@ impl Run {
             self.stderr
         );
         self
+    }
+
+    /// The `changed=` count of one host's recap line.
+    pub fn changed(&self, host: &str) -> u32 {
+        let recap = self.recap(host);
+        let count = recap.split("changed=").nth(1).and_then(|rest| rest.split(' ').next());
+        count.and_then(|count| count.parse().ok()).unwrap_or_else(|| panic!("{recap}"))
     }
 
     /// The recap line of one host.
@@ -235,11 +252,7 @@ impl Test {
             .stdin(Stdio::null())
             .output()
             .expect("run");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Run::from(output)
     }
 }
 
