@@ -16,7 +16,8 @@ pub fn debug(call: &mut Call<'_>) -> Outcome {
         outcome.insert(name, value);
         return Ok(outcome);
     }
-    let message = call.args.value(&["msg"]).cloned().unwrap_or_else(|| Value::from("Hello world!"));
+    // A msg that templates to none is shown as null, as ansible-core 2.19 shows it.
+    let message = call.args.map.get("msg").cloned().unwrap_or_else(|| Value::from("Hello world!"));
     outcome.insert("msg".into(), message);
     Ok(outcome)
 }

@@ -128,15 +128,21 @@ impl Templar {
         Ok(value.is_true())
     }
 
-    /// Renders a template file's text: trim_blocks on, the trailing newline kept.
+    /// Renders a template file's text: trim_blocks on, the trailing newlines kept.
     pub fn render_file(
         &self,
         text: &str,
         context: &Arc<Context>,
     ) -> std::result::Result<String, FileFailure> {
-        self.jinja.render_str(text, JinjaValue::from_dyn_object(context.clone())).map_err(|error| {
-            FileFailure { position: position(&error, text), message: describe_file(error, context) }
-        })
+        let rendered = self
+            .jinja
+            .render_str(text, JinjaValue::from_dyn_object(context.clone()))
+            .map_err(|error| FileFailure {
+                position: position(&error, text),
+                message: describe_file(error, context),
+            })?;
+        // As ansible-core, a file keeps its trailing newlines even after a block tag.
+        Ok(with_newlines_of(text, rendered))
     }
 
     fn finish_expression(
@@ -179,6 +185,14 @@ fn environment() -> Environment<'static> {
         environment.set_syntax(syntax);
     }
     environment.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    // ansible-core 2.19 writes nothing for a none among other text (`a {{ none }} b` is
+    // `a  b`); inside a list or mapping it is still Python's `None`.
+    environment.set_formatter(|out, state, value| {
+        if value.is_none() {
+            return Ok(());
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
     // Jinja under Ansible runs on Python: playbooks call string, list and dict methods
     // (`x.split(':')`, `s.startswith('a')`, `d.items()`), which minijinja-contrib provides.
     environment.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -388,6 +402,23 @@ mod tests {
             json!(year)
         );
         assert!(templar.render_string("{{ now(fmt='%Q') }}", &vars).is_err());
+    }
+
+    #[test]
+    fn none_among_text_is_nothing() {
+        let templar = Templar::new();
+        let vars = context(json!({"n": null}));
+        let render = |text: &str| templar.render_string(text, &vars).unwrap();
+        assert_eq!(render("a {{ n }} b {{ none }} c"), json!("a  b  c"));
+        assert_eq!(
+            render("{{ [n] }} {{ n | string }} {{ {'k': n} }}"),
+            json!("[None] None {'k': None}")
+        );
+        assert_eq!(render("{{ n }}"), json!(null));
+        let file = templar.render_file("a={{ n }}|{{ none | default('d') }}\n", &vars).unwrap();
+        assert_eq!(file, "a=|\n");
+        let file = templar.render_file("{% if true %}x{% endif %}\n\n", &vars).unwrap();
+        assert_eq!(file, "x\n\n");
     }
 
     #[test]
