@@ -98,6 +98,47 @@ const TASK_KEYWORDS_UNSUPPORTED: &[&str] = &["debugger", "module_defaults"];
 const LOOP_CONTROL_KEYS: &[&str] =
     &["loop_var", "index_var", "label", "pause", "extended", "extended_allitems"];
 
+/// `register:` names a variable, as ansible-core checks it at load time: an ASCII identifier
+/// that is not one of Jinja's own names (`off` is the boolean false, not a name).
+fn check_register(node: &Node) -> Result<()> {
+    let value = node.to_value();
+    let (shown, type_name) = match &value {
+        Value::Null => return Ok(()),
+        Value::String(name) if is_variable_name(name) => return Ok(()),
+        Value::String(name) => (name.clone(), None),
+        Value::Bool(flag) => (if *flag { "True" } else { "False" }.to_string(), Some("bool")),
+        Value::Number(number) if number.is_f64() => (number.to_string(), Some("float")),
+        Value::Number(number) => (number.to_string(), Some("int")),
+        Value::Array(_) => return Err(invalid_register(node, "name of type 'list'")),
+        Value::Object(_) => return Err(invalid_register(node, "name of type 'dict'")),
+    };
+    let described = match type_name {
+        Some(kind) => format!("name '{shown}' of type '{kind}'"),
+        None => format!("name '{shown}'"),
+    };
+    Err(invalid_register(node, &described))
+}
+
+fn invalid_register(node: &Node, described: &str) -> Error {
+    Error::invalid(
+        &node.mark,
+        format!(
+            "Invalid 'register' specified: Invalid variable {described}. Variable names must be \
+             strings starting with a letter or underscore character, and contain only letters, \
+             numbers and underscores."
+        ),
+    )
+}
+
+/// A name a variable can have: an ASCII identifier that Jinja does not read as a constant.
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let starts_well = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    starts_well
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !matches!(name, "true" | "false" | "none" | "True" | "False" | "None" | "not")
+}
+
 /// A misspelt `loop_control` key would otherwise be ignored and the loop run unlabelled.
 fn check_loop_control(node: &Node) -> Result<()> {
     let Some(entries) = node.as_map() else {
@@ -183,6 +224,9 @@ impl Task {
                 }
                 if key == "loop_control" {
                     check_loop_control(value)?;
+                }
+                if key == "register" {
+                    check_register(value)?;
                 }
                 keywords.insert(key.clone(), value.to_value());
                 continue;
