@@ -44,14 +44,23 @@ pub fn prompt(prompt: &str, flag: &str, alternative: &str) -> Result<String> {
             "{flag} asks for a password, but stdin is not a terminal; give it with {alternative}"
         )));
     }
-    eprint!("{prompt}");
+    ask(prompt, false)
+        .map_err(|error| Error::argument(format!("{flag}: could not read the password: {error}")))
+}
+
+/// Asks one line on the terminal (stdin), the question on stderr; without echo unless
+/// `echo`. The line break typed is not part of the answer.
+pub fn ask(question: &str, echo: bool) -> std::io::Result<String> {
+    eprint!("{question}");
     let _ = std::io::stderr().flush();
-    let echo = EchoOff::new();
+    let silenced = (!echo).then(EchoOff::new);
     let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
-    drop(echo);
-    eprintln!();
-    read.map_err(|error| Error::argument(format!("{flag}: could not read the password: {error}")))?;
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if silenced.is_some() {
+        eprintln!();
+    }
+    drop(silenced);
+    read?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 

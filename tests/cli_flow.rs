@@ -99,3 +99,72 @@ fn a_bad_ini_inventory_line_names_the_path_as_given_and_its_line() {
     let absolute = absolute.display().to_string();
     project(&absolute).bramble().code(4).stderr_has(&format!("[ERROR]: {absolute}:2: "));
 }
+
+/// `vars_prompt` on a terminal (a pseudo-terminal from util-linux's `script`): bramble and
+/// ansible-playbook take the same typed answers, the second one asked twice (`confirm`), the
+/// empty answer taking the default.
+#[test]
+fn vars_prompt_reads_answers_from_a_terminal_like_ansible_playbook() {
+    let playbook = "- hosts: localhost\n  gather_facts: false\n  vars_prompt:\n    \
+                    - {name: who, prompt: Who, private: false}\n    \
+                    - {name: secret, prompt: Secret, confirm: true}\n    \
+                    - {name: port, prompt: Port, default: 8080}\n  tasks:\n    \
+                    - debug: msg=\"answers {{ who }} {{ secret }} {{ port }}\"\n";
+    let test = Test::new().file("site.yml", playbook).file("hosts", INVENTORY);
+    let on_terminal = |command: &str| {
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", command, "/dev/null"])
+            .current_dir(test.dir.path())
+            .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3")
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (util-linux)");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().expect("stdout");
+        let reader = {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                while let Ok(read) = std::io::Read::read(&mut stdout, &mut buffer) {
+                    if read == 0 {
+                        break;
+                    }
+                    seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..read]));
+                }
+            })
+        };
+        // Each answer is typed once its question shows (getpass drops what was typed ahead).
+        let mut stdin = child.stdin.take().expect("stdin");
+        for (question, times, answer) in [
+            ("Who: ", 1, "alice\n"),
+            ("Secret: ", 1, "hush\n"),
+            ("Secret: ", 2, "hush\n"),
+            ("Port [8080]: ", 1, "\n"),
+        ] {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while seen.lock().unwrap().matches(question).count() < times {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no {question:?} in {}",
+                    seen.lock().unwrap()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            std::io::Write::write_all(&mut stdin, answer.as_bytes()).expect("typing");
+        }
+        drop(stdin);
+        child.wait().expect("script");
+        reader.join().expect("reader");
+        seen.lock().unwrap().clone()
+    };
+    let bramble = on_terminal(&format!("{} run site.yml -i hosts", env!("CARGO_BIN_EXE_bramble")));
+    let ansible = on_terminal("ansible-playbook site.yml -i hosts");
+    for output in [&bramble, &ansible] {
+        assert!(output.contains("\"msg\": \"answers alice hush 8080\""), "{output}");
+        assert!(output.contains("Port [8080]: "), "{output}");
+        assert!(!output.contains("Not prompting"), "{output}");
+    }
+}

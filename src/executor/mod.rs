@@ -587,6 +587,22 @@ struct Runner<'s> {
     start_at: Option<String>,
     /// `--step` still asking (answering `c` stops it).
     stepping: bool,
+    /// The run has said once that vars_prompt could not ask (no terminal).
+    prompt_warned: bool,
+}
+
+/// Asks vars_prompt questions on the terminal; nothing when stdin is not one.
+struct TerminalAsker;
+
+impl crate::playbook::prompt::Asker for TerminalAsker {
+    fn ask(&mut self, question: &str, echo: bool) -> Option<std::io::Result<String>> {
+        use std::io::IsTerminal;
+        std::io::stdin().is_terminal().then(|| crate::password::ask(question, echo))
+    }
+
+    fn mismatch(&mut self) {
+        println!("***** VALUES ENTERED DO NOT MATCH ****");
+    }
 }
 
 impl<'s> Runner<'s> {
@@ -599,6 +615,7 @@ impl<'s> Runner<'s> {
             progress: crate::output::Progress::new(),
             start_at: None,
             stepping: false,
+            prompt_warned: false,
         }
     }
 
@@ -693,6 +710,8 @@ impl<'s> Runner<'s> {
     async fn run_play(&mut self, play: &Play) -> Result<PlayEnd> {
         let display = &self.shared.display;
         let title = play.name.clone().unwrap_or_else(|| play.hosts.clone());
+        // vars_prompt is asked first, whatever the play's hosts, as ansible-playbook does.
+        let prompted = self.prompted_vars(play)?;
         let all_hosts = batch::ordered(self.play_hosts(play)?, play.rollout.order);
         // While the start task is ahead, a play without it is skipped whole.
         if let Some(pattern) = &self.start_at
@@ -720,9 +739,11 @@ impl<'s> Runner<'s> {
         let count = batches.len();
         for (index, batch) in batches.into_iter().enumerate() {
             self.progress.start_batch(index + 1, count, batch.len());
+            let mut vars = play.vars.clone();
+            vars.extend(prompted.clone());
             let mut scope = PlayScope {
                 name: title.clone(),
-                vars: play.vars.clone(),
+                vars,
                 keywords: play.keywords.clone(),
                 roles: play.roles.clone(),
                 all_hosts: batch.clone(),
@@ -746,6 +767,40 @@ impl<'s> Runner<'s> {
             }
         }
         Ok(PlayEnd::Finished)
+    }
+
+    /// The play's `vars_prompt` answers (they rank just above its `vars:`). Without a
+    /// terminal nothing is asked: defaults, and one warning for the run.
+    fn prompted_vars(&mut self, play: &Play) -> Result<Map<String, Value>> {
+        if play.prompts.is_empty() {
+            return Ok(Map::new());
+        }
+        let extra = &self.shared.options.extra_vars;
+        // A default is rendered now, with the play's vars, and kept as text.
+        let mut vars = play.vars.clone();
+        vars.extend(extra.clone());
+        let templar = &self.shared.templar;
+        let context = crate::template::Context::new(vars, templar.clone());
+        let mut prompts = play.prompts.clone();
+        for prompt in &mut prompts {
+            if let Some(default) = &prompt.default {
+                let rendered = templar.render_value(default, &context).map_err(|error| {
+                    Error::template(format!("vars_prompt {}: default: {error}", prompt.name))
+                })?;
+                let text = match rendered {
+                    Value::String(text) => text,
+                    other => crate::output::python_repr(&other),
+                };
+                prompt.default = Some(Value::String(text));
+            }
+        }
+        let (values, asked) =
+            crate::playbook::prompt::answers(&prompts, extra, &mut TerminalAsker)?;
+        if !asked && !self.prompt_warned {
+            self.prompt_warned = true;
+            self.shared.display.warning("Not prompting as we are not in interactive mode");
+        }
+        Ok(values)
     }
 
     async fn run_batch(&mut self, play: &Play, scope: &mut PlayScope) {

@@ -1,5 +1,6 @@
 //! Loading playbooks, plays, tasks and roles from YAML into checked structures.
 
+pub mod prompt;
 pub mod role;
 pub mod rollout;
 pub mod tags;
@@ -32,6 +33,8 @@ pub struct Play {
     pub mark: Mark,
     pub vars: Map<String, Value>,
     pub vars_files: Vec<VarsFile>,
+    /// `vars_prompt`, asked when the play starts.
+    pub prompts: Vec<prompt::VarPrompt>,
     /// `gather_facts:` as written; unset follows the `gathering` setting.
     pub gather_facts: Option<bool>,
     pub keywords: Map<String, Value>,
@@ -125,7 +128,7 @@ const PLAY_KEYWORDS: &[&str] = &[
 ];
 
 /// Play keywords bramble reads but does not act on yet; using one is an error, not a silent skip.
-const PLAY_KEYWORDS_UNSUPPORTED: &[&str] = &["vars_prompt", "module_defaults", "debugger"];
+const PLAY_KEYWORDS_UNSUPPORTED: &[&str] = &["module_defaults", "debugger"];
 
 impl Playbook {
     pub fn load(path: &Path) -> Result<Playbook> {
@@ -197,6 +200,10 @@ impl Play {
             None => Vec::new(),
             Some(files) => VarsFile::list(files)?,
         };
+        let prompts = match node.get("vars_prompt") {
+            None => Vec::new(),
+            Some(list) => prompt::VarPrompt::list(list)?,
+        };
         let gather_facts = match node.get("gather_facts").map(Node::to_value) {
             None => None,
             Some(Value::Bool(flag)) => Some(flag),
@@ -263,6 +270,7 @@ impl Play {
             mark: node.mark.clone(),
             vars,
             vars_files,
+            prompts,
             gather_facts,
             keywords,
             roles,

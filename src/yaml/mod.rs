@@ -1,7 +1,7 @@
 //! YAML loading with Ansible's (PyYAML's YAML 1.1) typing and source positions on every node.
 
 mod resolve;
-pub use resolve::types_as_non_string;
+pub use resolve::{types_as_non_string, unsafe_text};
 
 use std::collections::HashMap;
 use std::path::Path;

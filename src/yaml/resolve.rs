@@ -81,7 +81,7 @@ pub fn tagged(handle: &str, suffix: &str, text: String, mark: &Mark) -> Result<V
 }
 
 /// `!unsafe` text is never templated; wrapping it in a raw block gives exactly that.
-fn unsafe_text(text: &str) -> String {
+pub fn unsafe_text(text: &str) -> String {
     if text.contains("{{") || text.contains("{%") || text.contains("{#") {
         format!("{{% raw %}}{text}{{% endraw %}}")
     } else {
