@@ -35,7 +35,15 @@ $(export -p)"; bramble_is() { case $bramble_exports in *"
 export $1="*|*"
 declare -x $1="*) return 0 ;; esac; return 1; }; bramble_tilde() { case $bramble_w in '~'*) ;; *) return 0 ;; esac; bramble_u=${bramble_w%%/*}; bramble_u=${bramble_u#'~'}; bramble_r=${bramble_w#'~'"$bramble_u"}; if [ -z "$bramble_u" ] && bramble_is HOME; then bramble_h=$HOME; else [ -n "$bramble_u" ] || bramble_u=$(id -un) || return 0; case $bramble_u in *[!A-Za-z0-9._-]*|-*) return 0 ;; esac; eval "bramble_h=~$bramble_u"; [ "$bramble_h" != "~$bramble_u" ] || return 0; fi; while [ "${bramble_h%/}" != "$bramble_h" ]; do bramble_h=${bramble_h%/}; done; bramble_w=$bramble_h$bramble_r; [ -n "$bramble_w" ] || bramble_w=/; }"#;
 
-fn needs_expansion(word: &str) -> bool {
+/// A script printing each of `words` expanded, each followed by a NUL byte.
+pub fn printing_script(words: &[String]) -> String {
+    let mut script = vec![PRELUDE.to_string(), "set --".to_string()];
+    script.extend(words.iter().map(|word| build_word(word)));
+    script.push("printf '%s\\0' \"$@\"".to_string());
+    script.join("; ")
+}
+
+pub fn needs_expansion(word: &str) -> bool {
     word.starts_with('~') || pieces(word).iter().any(|piece| variable_name(piece).is_some())
 }
 
@@ -208,6 +216,20 @@ mod tests {
         // Without HOME, the home of the user running the command, as in Python.
         for output in printed("unset HOME;", &["~/a"]) {
             assert!(output.starts_with("[/") && output.ends_with("/a]\n"), "{output}");
+        }
+    }
+
+    #[test]
+    fn a_printing_script_gives_each_word_expanded() {
+        let script = printing_script(&words(&["~/a b", "$SET/x", "plain"]));
+        for shell in SHELLS {
+            let output = std::process::Command::new(shell)
+                .args(["-c", &script])
+                .env("HOME", "/home/pi")
+                .env("SET", "value")
+                .output()
+                .expect("a shell");
+            assert_eq!(String::from_utf8_lossy(&output.stdout), "/home/pi/a b\0value/x\0plain\0");
         }
     }
 

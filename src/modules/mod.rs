@@ -29,6 +29,7 @@ mod modprobe;
 mod mount;
 mod package;
 mod package_facts;
+mod paths;
 mod pause;
 mod reboot;
 mod replace;
@@ -104,10 +105,10 @@ pub fn template_failure(
     Failure::Failed(result)
 }
 
-/// A failure with just a message (and `changed: false`).
 /// A failed result key: the action gave a `message` but no `msg` (include_vars does).
 pub const UNKNOWN_ERROR: &str = "_bramble_unknown_error";
 
+/// A failure with just a message (and `changed: false`).
 pub fn fail(message: impl Into<String>) -> Failure {
     let mut result = Map::new();
     result.insert("changed".into(), Value::Bool(false));
@@ -1164,6 +1165,7 @@ pub fn check_parameters(module: &str, args: &Map<String, Value>) -> Result<(), S
 
 /// Runs one module call.
 pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
+    paths::expand(module, call).await?;
     match module {
         "command" | "shell" | "raw" => command::run(module, call).await,
         "apt" => apt::run(call).await,
