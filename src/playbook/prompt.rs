@@ -153,7 +153,9 @@ pub fn answers(
         };
         let value = match typed {
             Some(typed) => prompt.answer(typed),
-            None => prompt.default.clone().unwrap_or(Value::Null),
+            // Without a terminal and a default, ansible-core keeps the text `None`: a string
+            // (`| type_debug` is str, `is none` false), printed as None among other text.
+            None => prompt.default.clone().unwrap_or_else(|| Value::from("None")),
         };
         values.insert(prompt.name.clone(), value);
     }
@@ -234,7 +236,7 @@ mod tests {
         let mut none = Typed { answers: vec![], asked: vec![], mismatches: 0 };
         let (values, asked_all) = answers(&list, &Map::new(), &mut none).expect("answers");
         assert!(!asked_all);
-        assert_eq!(Value::Object(values), json!({"a": "3", "b": null}));
+        assert_eq!(Value::Object(values), json!({"a": "3", "b": "None"}));
     }
 
     #[test]
