@@ -10,7 +10,8 @@ bramble against N OpenSSH servers, first run and re-run, in one go.
 For each size and run it prints both tools' wall time, the ratio, each controller's peak
 RSS, the remote commands per task (counted by the servers: sshd's "Starting session"
 lines) and the 1-minute load average when each run started, since the machine it runs on
-may be shared. ansible-playbook runs with pipelining on and forks = N; bramble with -f N.
+may be shared; each run first waits (up to 45 s) until the machine is quiet.
+ansible-playbook runs with pipelining on and forks = N; bramble with -f N.
 
 --latency puts every host in its own network namespace (made and removed by this script),
 reached over a veth pair, host i at a round-trip time spread evenly over 20-50 ms. The delay
@@ -228,9 +229,24 @@ def busy_seconds():
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def settle(limit=45.0, quiet=0.25):
+    """Waits (up to `limit` seconds) until the machine is quiet: less than `quiet` of one core
+    busy over a second. The load average lags by minutes, so the previous run's load (50 of
+    ansible-playbook's target processes at 50 hosts) would still count against the next run.
+    Returns the busy fraction seen last."""
+    deadline = time.monotonic() + limit
+    while True:
+        before = busy_seconds()
+        time.sleep(1.0)
+        busy = busy_seconds() - before
+        if busy < quiet or time.monotonic() > deadline:
+            return busy
+
+
 def timed(command, env, work):
     """Runs a command; returns (seconds, peak RSS in MiB of its largest process, output,
     load average when it started, controller CPU seconds, machine CPU seconds)."""
+    settle()
     load = os.getloadavg()[0]
     busy = busy_seconds()
     output_path = os.path.join(work, "output.txt")
