@@ -57,14 +57,14 @@ fn lab(command: &LabCommand) -> i32 {
             block_on(async move { fleet::up(&options).await })
         }
         LabCommand::Status => {
-            print!("{}", fleet::status_table(&fleet::status(&fleet::fleet_dir())));
+            bramble::output::out(&fleet::status_table(&fleet::status(&fleet::fleet_dir())));
             exit::OK
         }
         LabCommand::Down => {
             setup_tracing(0);
             block_on(async move {
                 for name in fleet::stop_all(&fleet::fleet_dir()).await? {
-                    eprintln!("{:>12} {name}", "stopped");
+                    bramble::output::err(&format!("{:>12} {name}\n", "stopped"));
                 }
                 Ok(())
             })
@@ -77,11 +77,13 @@ fn list_removable_disks() {
     let devices = image::target::removable_devices();
     if devices.is_empty() {
         // stdout stays empty for scripts; a person still learns why nothing is listed.
-        eprintln!("no removable disk found (SD card readers and USB disks are listed here)");
+        bramble::output::err(
+            "no removable disk found (SD card readers and USB disks are listed here)\n",
+        );
     }
     for device in devices {
         let size = image::host::human_size(device.bytes);
-        println!("{}\t{size}\t{}", device.path.display(), device.model);
+        bramble::output::out(&format!("{}\t{size}\t{}\n", device.path.display(), device.model));
     }
 }
 
@@ -90,7 +92,7 @@ fn block_on(work: impl std::future::Future<Output = Result<(), Error>>) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("[ERROR]: could not start the async runtime: {error}");
+            bramble::output::err(&format!("[ERROR]: could not start the async runtime: {error}\n"));
             return exit::ERROR;
         }
     };
@@ -104,7 +106,7 @@ fn run(options: executor::Options) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("[ERROR]: could not start the async runtime: {error}");
+            bramble::output::err(&format!("[ERROR]: could not start the async runtime: {error}\n"));
             return exit::ERROR;
         }
     };
@@ -117,7 +119,7 @@ fn run(options: executor::Options) -> i32 {
 /// Prints an error as ansible-playbook does (`[ERROR]:` and the offending lines) and picks
 /// its exit code: 4 for bad playbook or inventory input, 1 otherwise.
 fn report(error: &Error) -> i32 {
-    eprintln!("{}", bramble::output::format_error(error));
+    bramble::output::err(&format!("{}\n", bramble::output::format_error(error)));
     match error {
         Error::YamlSyntax { .. }
         | Error::PlaybookInvalid { .. }

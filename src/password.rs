@@ -51,13 +51,13 @@ pub fn prompt(prompt: &str, flag: &str, alternative: &str) -> Result<String> {
 /// Asks one line on the terminal (stdin), the question on stderr; without echo unless
 /// `echo`. The line break typed is not part of the answer.
 pub fn ask(question: &str, echo: bool) -> std::io::Result<String> {
-    eprint!("{question}");
+    crate::output::err(question);
     let _ = std::io::stderr().flush();
     let silenced = (!echo).then(EchoOff::new);
     let mut line = String::new();
     let read = std::io::stdin().lock().read_line(&mut line);
     if silenced.is_some() {
-        eprintln!();
+        crate::output::err("\n");
     }
     drop(silenced);
     read?;

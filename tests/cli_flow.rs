@@ -168,3 +168,24 @@ fn vars_prompt_reads_answers_from_a_terminal_like_ansible_playbook() {
         assert!(!output.contains("Not prompting"), "{output}");
     }
 }
+
+/// `bramble … | head`: output to a closed pipe is dropped, never a panic (exit 101).
+#[test]
+fn a_closed_stdout_is_no_panic() {
+    let test = Test::new().file("site.yml", PLAYBOOK).file("hosts", INVENTORY);
+    for arguments in [&["run", "site.yml", "-i", "hosts"][..], &["run", "--list-tasks", "site.yml"]]
+    {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bramble"))
+            .args(arguments)
+            .current_dir(test.dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("bramble");
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("bramble");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{arguments:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{arguments:?}: {stderr}");
+    }
+}

@@ -819,7 +819,7 @@ impl Step<'_> {
             for deprecation in deprecations {
                 let text = deprecation.get("msg").map(display_string);
                 let text = text.unwrap_or_else(|| display_string(&deprecation));
-                eprintln!("[DEPRECATION WARNING]: {text}");
+                crate::output::err(&format!("[DEPRECATION WARNING]: {text}\n"));
             }
         }
     }

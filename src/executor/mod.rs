@@ -231,16 +231,18 @@ pub async fn run(options: Options) -> Result<i32> {
     }
     if options.syntax_check {
         for path in &options.playbooks {
-            println!("\nplaybook: {}", path.display());
+            crate::output::out(&format!("\nplaybook: {}\n", path.display()));
         }
         return Ok(exit::OK);
     }
     let mut inventory = Inventory::load(&options.inventories)?;
     if inventory.hosts.is_empty() && options.inventories.is_empty() {
-        eprintln!("[WARNING]: No inventory was parsed, only implicit localhost is available");
+        crate::output::err(
+            "[WARNING]: No inventory was parsed, only implicit localhost is available\n",
+        );
     }
     for warning in &crate::config::current()?.warnings {
-        eprintln!("[WARNING]: {warning}");
+        crate::output::err(&format!("[WARNING]: {warning}\n"));
     }
     add_implicit_localhost(&mut inventory, &playbooks, &options);
     if let Some(limit) = &options.limit
@@ -248,9 +250,11 @@ pub async fn run(options: Options) -> Result<i32> {
         && !(inventory.implicit_localhost && limit.contains("localhost"))
     {
         // A typo in --limit must not look like a successful run, as in ansible-playbook.
-        eprintln!("[WARNING]: Could not match supplied host pattern, ignoring: {limit}");
-        eprintln!(
-            "[ERROR]: Specified inventory, host pattern and/or --limit leaves us with no hosts to target."
+        crate::output::err(&format!(
+            "[WARNING]: Could not match supplied host pattern, ignoring: {limit}\n"
+        ));
+        crate::output::err(
+            "[ERROR]: Specified inventory, host pattern and/or --limit leaves us with no hosts to target.\n",
         );
         return Ok(exit::ERROR);
     }
@@ -296,10 +300,10 @@ pub async fn run(options: Options) -> Result<i32> {
     }
     // ansible-playbook reports a start task it never met, and still exits 0.
     if let Some(pattern) = &runner.start_at {
-        eprintln!(
+        crate::output::err(&format!(
             "[ERROR]: No matching task \"{pattern}\" found. Note: --start-at-task can only \
-             follow static includes."
-        );
+             follow static includes.\n"
+        ));
     }
     // A host that no task ever reported on has no recap line.
     runner.stats.retain(|_, s| {
@@ -343,7 +347,7 @@ fn watch_interrupts(connections: OpenConnections) {
         // Exiting closes the sockets anyway; the goodbye is a courtesy worth a moment only.
         let _ = wait.recv_timeout(std::time::Duration::from_millis(1500));
         crate::output::clear_progress();
-        eprintln!("[ERROR]: User interrupted execution");
+        crate::output::err("[ERROR]: User interrupted execution\n");
         std::process::exit(exit::USER_INTERRUPTED);
     });
 }
@@ -601,7 +605,7 @@ impl crate::playbook::prompt::Asker for TerminalAsker {
     }
 
     fn mismatch(&mut self) {
-        println!("***** VALUES ENTERED DO NOT MATCH ****");
+        crate::output::out("***** VALUES ENTERED DO NOT MATCH ****\n");
     }
 }
 
@@ -657,7 +661,7 @@ impl<'s> Runner<'s> {
     /// prints it.
     fn list(&self, playbook: &Playbook, path: &std::path::Path) -> Result<()> {
         let options = &self.shared.options;
-        println!("\nplaybook: {}", path.display());
+        crate::output::out(&format!("\nplaybook: {}\n", path.display()));
         for (index, play) in playbook.plays.iter().enumerate() {
             let hosts = self.play_hosts(play)?;
             let name = play.name.clone().unwrap_or_else(|| play.hosts.clone());
@@ -676,7 +680,7 @@ impl<'s> Runner<'s> {
                     text += &format!("\n      {host}");
                 }
             }
-            println!("{text}");
+            crate::output::out(&format!("{text}\n"));
             if !(options.list_tasks || options.list_tags) {
                 continue;
             }
@@ -700,7 +704,7 @@ impl<'s> Runner<'s> {
                 let tags: Vec<&str> = all_tags.iter().map(String::as_str).collect();
                 text += &format!("      TASK TAGS: [{}]\n", tags.join(", "));
             }
-            println!("{}", text.trim_end_matches('\n'));
+            crate::output::out(&format!("{}\n", text.trim_end_matches('\n')));
         }
         Ok(())
     }
@@ -999,7 +1003,10 @@ impl<'s> Runner<'s> {
         if !self.stepping || is_meta {
             return true;
         }
-        print!("Perform task: TASK: {} (N)o/(y)es/(c)ontinue: ", task.display_name());
+        crate::output::out(&format!(
+            "Perform task: TASK: {} (N)o/(y)es/(c)ontinue: ",
+            task.display_name()
+        ));
         let _ = std::io::Write::flush(&mut std::io::stdout());
         let mut answer = String::new();
         if std::io::stdin().read_line(&mut answer).is_err() {

@@ -57,11 +57,11 @@ impl Runner<'_> {
                 _ => Err(Error::invalid(&node.mark, "a vars_files file must hold a mapping")),
             };
         }
-        eprintln!(
-            "[WARNING]: {}: none of the vars_files {} was found; skipped",
+        crate::output::err(&format!(
+            "[WARNING]: {}: none of the vars_files {} was found; skipped\n",
             entry.mark.location(),
             entry.alternatives.join(", ")
-        );
+        ));
         Ok(None)
     }
 }

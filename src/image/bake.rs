@@ -123,7 +123,12 @@ pub async fn bake(options: &BakeOptions) -> Result<Outputs> {
             .await?;
     steps.done();
     cleanup.finish().map_err(|e| Error::image("cleaning up", e))?;
-    eprintln!("{:>12} {} ({})", "baked", outputs.image_xz.display(), steps.summary());
+    crate::output::err(&format!(
+        "{:>12} {} ({})\n",
+        "baked",
+        outputs.image_xz.display(),
+        steps.summary()
+    ));
     Ok(outputs)
 }
 

@@ -93,7 +93,12 @@ pub async fn burn(options: &BurnOptions) -> Result<()> {
     };
     personalize(&options.target, &identity).await?;
     steps.done();
-    eprintln!("{:>12} {} ({})", "burned", options.target.display(), steps.summary());
+    crate::output::err(&format!(
+        "{:>12} {} ({})\n",
+        "burned",
+        options.target.display(),
+        steps.summary()
+    ));
     Ok(())
 }
 

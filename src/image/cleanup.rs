@@ -110,7 +110,7 @@ impl Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         if let Err(error) = self.release(self.stack.len()) {
-            eprintln!("error: cleanup incomplete: {error}");
+            crate::output::err(&format!("error: cleanup incomplete: {error}\n"));
         }
     }
 }

@@ -33,7 +33,11 @@ impl Steps {
         if let Some((name, started, bar)) = self.current.take() {
             bar.finish_and_clear();
             let elapsed = started.elapsed();
-            eprintln!("{:>12} {name} in {:.1}s", "done", elapsed.as_secs_f64());
+            crate::output::err(&format!(
+                "{:>12} {name} in {:.1}s\n",
+                "done",
+                elapsed.as_secs_f64()
+            ));
             self.times.push((name, elapsed));
         }
     }
@@ -42,8 +46,8 @@ impl Steps {
     pub fn note(&self, text: &str) {
         let line = format!("{:>12} {text}", "note");
         match &self.current {
-            Some((_, _, bar)) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some((_, _, bar)) => bar.suspend(|| crate::output::err(&format!("{line}\n"))),
+            None => crate::output::err(&format!("{line}\n")),
         }
     }
 

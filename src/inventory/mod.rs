@@ -88,7 +88,10 @@ impl Inventory {
         }
         if !path.exists() {
             // ansible-playbook warns and goes on with what the other sources give.
-            eprintln!("[WARNING]: Unable to parse {} as an inventory source", path.display());
+            crate::output::err(&format!(
+                "[WARNING]: Unable to parse {} as an inventory source\n",
+                path.display()
+            ));
             return Ok(());
         }
         self.load_file(path)?;

@@ -95,13 +95,13 @@ pub async fn up(options: &UpOptions) -> Result<()> {
     write(&inventory, &inventory_text(&members, &client_key, &known_hosts_path))?;
     write_state(&fleet, options.arch, &image_path, &members)?;
 
-    eprintln!(
-        "{:>12} {} {} guest(s) from {}, waiting for SSH",
+    crate::output::err(&format!(
+        "{:>12} {} {} guest(s) from {}, waiting for SSH\n",
         "booting",
         options.count,
         options.arch.name(),
         image_path.display()
-    );
+    ));
     let waits = members
         .iter()
         .map(|member| wait_for_ssh(member, &client_key, &known_hosts_path, options.boot_timeout));
@@ -110,7 +110,7 @@ pub async fn up(options: &UpOptions) -> Result<()> {
         stop_all(&fleet).await?;
         return Err(error);
     }
-    eprintln!("{:>12} in {} s", "up", started.elapsed().as_secs());
+    crate::output::err(&format!("{:>12} in {} s\n", "up", started.elapsed().as_secs()));
     print_where(&fleet, &members);
     Ok(())
 }
@@ -139,7 +139,12 @@ async fn bake(options: &UpOptions) -> Result<PathBuf> {
     if baked.is_file() {
         return Ok(baked);
     }
-    eprintln!("{:>12} {} (once; cached in {})", "baking", recipe.display(), output.display());
+    crate::output::err(&format!(
+        "{:>12} {} (once; cached in {})\n",
+        "baking",
+        recipe.display(),
+        output.display()
+    ));
     std::fs::create_dir_all(&output).map_err(|e| io("creating", &output, e))?;
     let bake =
         crate::image::bake::BakeOptions { recipe, output: output.clone(), ..Default::default() };
@@ -410,15 +415,18 @@ fn boot_failed(member: &Member, dir: &Path, why: &str) -> Error {
 }
 
 fn print_where(fleet: &Path, members: &[Member]) {
-    println!("inventory    {}", fleet.join("hosts.ini").display());
-    println!("known_hosts  {}", fleet.join("known_hosts").display());
+    crate::output::out(&format!("inventory    {}\n", fleet.join("hosts.ini").display()));
+    crate::output::out(&format!("known_hosts  {}\n", fleet.join("known_hosts").display()));
     for member in members {
-        println!(
-            "{:<12} ssh -p {} {USER}@127.0.0.1   node exporter 127.0.0.1:{}",
+        crate::output::out(&format!(
+            "{:<12} ssh -p {} {USER}@127.0.0.1   node exporter 127.0.0.1:{}\n",
             member.name, member.ports.ssh, member.ports.exporter
-        );
+        ));
     }
-    println!("run          bramble run site.yml -i {}", fleet.join("hosts.ini").display());
+    crate::output::out(&format!(
+        "run          bramble run site.yml -i {}\n",
+        fleet.join("hosts.ini").display()
+    ));
 }
 
 /// One line of `bramble lab status`.

@@ -177,7 +177,7 @@ async fn unpack_xz(xz: &Path, target: &Path) -> Result<PathBuf> {
     if target.is_file() {
         return Ok(target.to_path_buf());
     }
-    eprintln!("{:>12} {} (once)", "unpacking", xz.display());
+    crate::output::err(&format!("{:>12} {} (once)\n", "unpacking", xz.display()));
     let partial = target.with_extension("partial");
     let script = format!(
         "xz -dc -T0 {} | cp --sparse=always /dev/stdin {}",

@@ -35,6 +35,21 @@ pub struct Stats {
     pub ignored: usize,
 }
 
+/// Writes to stdout. A closed stdout (`bramble … | head`) is no reason to stop or panic, as
+/// `println!` would: the rest of the output is dropped.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// Writes to stderr, as [`out`] to stdout: a closed stderr drops the text.
+pub fn err(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes());
+    let _ = stderr.flush();
+}
+
 /// Writes ansible-playbook's default output to stdout.
 #[derive(Debug)]
 pub struct Display {
@@ -56,16 +71,12 @@ impl Display {
     }
 
     pub fn print(&self, text: &str) {
-        suspend(|| {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "{text}");
-            let _ = stdout.flush();
-        });
+        suspend(|| out(&format!("{text}\n")));
     }
 
     /// Ansible's `[WARNING]: …` on stderr.
     pub fn warning(&self, text: &str) {
-        eprintln!("[WARNING]: {text}");
+        crate::output::err(&format!("[WARNING]: {text}\n"));
     }
 
     /// One result line such as `changed: [pi1] => (item=x)`, with the result when verbose.

@@ -272,10 +272,10 @@ fn insert_entry(entries: &mut Vec<(String, Node)>, key: Node, value: Node) -> Re
         return merge_into(entries, value);
     }
     if let Some(existing) = entries.iter_mut().find(|(existing, _)| *existing == name) {
-        eprintln!(
-            "[WARNING]: {}: found a duplicate dict key ({name}). Using last defined value only.",
+        crate::output::err(&format!(
+            "[WARNING]: {}: found a duplicate dict key ({name}). Using last defined value only.\n",
             key.mark.location()
-        );
+        ));
         existing.1 = value;
     } else {
         entries.push((name, value));
