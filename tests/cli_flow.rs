@@ -189,3 +189,17 @@ fn a_closed_stdout_is_no_panic() {
         assert!(!stderr.contains("panicked"), "{arguments:?}: {stderr}");
     }
 }
+
+/// A boolean keyword whose value is no boolean fails the task as in ansible-core (it used
+/// to count as false, so `check_mode: perhaps` ran the task for real).
+#[test]
+fn a_keyword_that_is_no_boolean_fails_its_task() {
+    let playbook = "- hosts: localhost\n  gather_facts: false\n  tasks:\n    \
+                    - command: touch made\n      check_mode: perhaps\n";
+    let test = Test::new().file("site.yml", playbook).file("hosts", INVENTORY);
+    let run = test.arg("site.yml").arg("-i").arg("hosts").bramble();
+    run.code(2).stdout_has(
+        "Error processing keyword 'check_mode': The value 'perhaps' could not be converted to 'bool'.",
+    );
+    assert!(!run.stdout.contains("changed:"), "{}", run.stdout);
+}

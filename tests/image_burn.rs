@@ -219,3 +219,19 @@ fn burn_refuses_a_disk_that_is_not_removable() {
     assert!(stderr.contains("refusing to write"), "{stderr}");
     assert!(stderr.contains("--overwrite-system-disk"), "{stderr}");
 }
+
+/// A mistyped device name under /dev is refused before anything is written (a file there
+/// would fill memory), and so is the image as its own target.
+#[test]
+fn burn_refuses_a_missing_device_and_the_image_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = small_image(dir.path(), "trixie");
+    let missing = "/dev/bramble-no-such-disk";
+    let output = bramble(&["burn", &image.to_string_lossy(), missing]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("does not exist"), "{}", text(&output.stderr));
+    assert!(!Path::new(missing).exists(), "{missing} was created");
+    let output = bramble(&["burn", &image.to_string_lossy(), &image.to_string_lossy()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("is the image itself"), "{}", text(&output.stderr));
+}

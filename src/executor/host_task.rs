@@ -121,7 +121,9 @@ pub async fn run(
         keywords: &keywords,
         inherited,
         delegate: std::sync::Mutex::new(None),
+        flags: std::sync::Mutex::new(Flags::default()),
     };
+    *step.flags_slot() = step.literal_flags();
     let search_path =
         step.search_paths().iter().map(|p| Value::from(p.display().to_string())).collect();
     base_vars.insert("ansible_search_path".into(), Value::Array(search_path));
@@ -210,6 +212,18 @@ struct Step<'a> {
     /// `delegate_to` for the item running now, when it names another host: its name, and
     /// how result lines show it (`name(address)` when the address differs).
     delegate: std::sync::Mutex<Option<(String, String)>>,
+    /// The boolean keywords for the item running now (see [`Flags`]).
+    flags: std::sync::Mutex<Flags>,
+}
+
+/// A task's boolean keywords for one host and item: rendered once its `when:` holds, as
+/// ansible-core templates keywords after the condition; until then only literal values count.
+#[derive(Clone, Copy, Debug, Default)]
+struct Flags {
+    check_mode: Option<bool>,
+    diff: Option<bool>,
+    no_log: bool,
+    ignore_errors: bool,
 }
 
 impl Step<'_> {
@@ -347,6 +361,7 @@ impl Step<'_> {
         }
         let context = Context::new(vars, templar.clone());
         *self.delegate_slot() = None;
+        *self.flags_slot() = self.literal_flags();
 
         match first_false_condition(templar, self.task, self.inherited, &context) {
             Ok(None) => {}
@@ -369,6 +384,18 @@ impl Step<'_> {
                 return self.finish_failure(state, modules::fail(message), report, item);
             }
         }
+        match self.rendered_flags(&context) {
+            Ok(flags) => *self.flags_slot() = flags,
+            Err(message) => {
+                return self.finish_failure(state, modules::fail(message), report, item);
+            }
+        }
+        // A hidden item is not named either.
+        let item = if self.flags_slot().no_log && item.is_some() {
+            Some("(censored due to no_log)")
+        } else {
+            item
+        };
         match self.delegate_target(state, &context) {
             Ok(delegate) => *self.delegate_slot() = delegate,
             Err(message) => {
@@ -434,15 +461,9 @@ impl Step<'_> {
             }
         };
         let remote = Remote::new(connection, target, become_settings, environment, time_limit);
-        let check_mode = match self.keywords.get("check_mode").and_then(modules::args_to_bool) {
-            Some(forced) => forced,
-            None => self.shared.options.check,
-        };
-        let diff = self
-            .keywords
-            .get("diff")
-            .and_then(modules::args_to_bool)
-            .unwrap_or(self.shared.options.diff);
+        let flags = *self.flags_slot();
+        let check_mode = flags.check_mode.unwrap_or(self.shared.options.check);
+        let diff = flags.diff.unwrap_or(self.shared.options.diff);
         let search_paths = self.search_paths();
         let mut call = Call {
             host: &state.name,
@@ -712,8 +733,13 @@ impl Step<'_> {
                 state.registered.extend(facts);
             }
         }
+        // A module that skipped itself (a command under check mode) is judged by neither
+        // changed_when nor failed_when, as in ansible-core.
+        let skipped = result.get("skipped") == Some(&Value::Bool(true));
         for (keyword, key) in [("changed_when", "changed"), ("failed_when", "failed")] {
-            let Some(condition) = self.task.keywords.get(keyword) else { continue };
+            let Some(condition) = self.task.keywords.get(keyword).filter(|_| !skipped) else {
+                continue;
+            };
             let mut vars = context.raw().clone();
             if let Some(name) = self.task.keywords.get("register").map(display_string) {
                 vars.insert(name, Value::Object(result.clone()));
@@ -785,11 +811,7 @@ impl Step<'_> {
         }
         // Modules report a diff whether or not it was asked for (file does); only -D or the
         // `diff:` keyword shows it, as ansible-playbook's callback does.
-        let diff_mode = self
-            .keywords
-            .get("diff")
-            .and_then(modules::args_to_bool)
-            .unwrap_or(self.shared.options.diff);
+        let diff_mode = self.flags_slot().diff.unwrap_or(self.shared.options.diff);
         if diff_mode
             && let Some(diff) = shown.get("diff")
             && let Some(text) = crate::output::render_diff(diff)
@@ -825,7 +847,7 @@ impl Step<'_> {
     }
 
     fn censor(&self, result: &Map<String, Value>) -> Map<String, Value> {
-        if !self.keywords.get("no_log").and_then(modules::args_to_bool).unwrap_or(false) {
+        if !self.flags_slot().no_log {
             return result.clone();
         }
         let mut hidden = modules::result([("censored", Value::from(NO_LOG_MESSAGE))]);
@@ -922,23 +944,49 @@ impl Step<'_> {
         (status, result)
     }
 
-    fn ignore_errors(&self, state: &HostState) -> bool {
-        let Some(value) = self.keywords.get("ignore_errors") else { return false };
-        let context = Context::new(
-            vars::host_inventory_vars(self.shared, &state.name),
-            self.shared.templar.clone(),
-        );
-        match value {
-            Value::String(text) if text.contains("{{") => self
+    fn ignore_errors(&self, _state: &HostState) -> bool {
+        self.flags_slot().ignore_errors
+    }
+
+    fn flags_slot(&self) -> std::sync::MutexGuard<'_, Flags> {
+        self.flags.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The boolean keywords as written: a template counts for nothing until rendered.
+    fn literal_flags(&self) -> Flags {
+        let literal = |name: &str| self.keywords.get(name).and_then(modules::args_to_bool);
+        Flags {
+            check_mode: literal("check_mode"),
+            diff: literal("diff"),
+            no_log: literal("no_log").unwrap_or(false),
+            ignore_errors: literal("ignore_errors").unwrap_or(false),
+        }
+    }
+
+    /// The boolean keywords rendered with the item's variables; a value that is no boolean
+    /// fails the task in ansible-core's words.
+    fn rendered_flags(&self, context: &Arc<Context>) -> Result<Flags, String> {
+        let flag = |name: &str| -> Result<Option<bool>, String> {
+            let Some(raw) = self.keywords.get(name) else { return Ok(None) };
+            let value = self
                 .shared
                 .templar
-                .render_string(text, &context)
-                .ok()
-                .as_ref()
-                .and_then(modules::args_to_bool)
-                .unwrap_or(false),
-            other => modules::args_to_bool(other).unwrap_or(false),
-        }
+                .render_value(raw, context)
+                .map_err(|error| format!("Error processing keyword '{name}': {error}"))?;
+            match modules::args_to_bool(&value) {
+                Some(flag) => Ok(Some(flag)),
+                None => Err(format!(
+                    "Error processing keyword '{name}': The value '{}' could not be converted to 'bool'.",
+                    display_string(&value)
+                )),
+            }
+        };
+        Ok(Flags {
+            check_mode: flag("check_mode")?,
+            diff: flag("diff")?,
+            no_log: flag("no_log")?.unwrap_or(false),
+            ignore_errors: flag("ignore_errors")?.unwrap_or(false),
+        })
     }
 }
 

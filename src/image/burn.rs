@@ -40,6 +40,18 @@ pub struct BurnOptions {
 pub async fn burn(options: &BurnOptions) -> Result<()> {
     super::require_root("bramble burn")?;
     let target = target::check(&options.target, options.overwrite_system_disk)?;
+    let same = |a: &Path, b: &Path| {
+        std::fs::canonicalize(a)
+            .ok()
+            .zip(std::fs::canonicalize(b).ok())
+            .is_some_and(|(a, b)| a == b)
+    };
+    if same(&options.image, &options.target) {
+        return Err(crate::error::Error::image(
+            "checking the target",
+            format!("{} is the image itself", options.target.display()),
+        ));
+    }
     let keys = read_keys(&options.ssh_keys)?;
     let mut steps = Steps::new();
     let bmap = find_bmap(&options.image)?;

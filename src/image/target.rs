@@ -77,10 +77,23 @@ fn uses_of(device: &Device) -> Vec<String> {
         .collect()
 }
 
+fn in_dev(path: &Path) -> bool {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::canonicalize(parent).is_ok_and(|parent| parent.starts_with("/dev"))
+}
+
 /// Decides whether `path` may be written, and how.
 pub fn check(path: &Path, overwrite_system_disk: bool) -> Result<Target> {
     let step = "checking the target";
     let metadata = match std::fs::metadata(path) {
+        // /dev holds devices only: a name there that is none is a mistyped disk, and writing
+        // an image to it would fill memory (devtmpfs), not a card.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && in_dev(path) => {
+            return Err(Error::image(
+                step,
+                format!("{} does not exist; `bramble burn --list` shows the disks", path.display()),
+            ));
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Target::File(path.to_path_buf()));
         }
