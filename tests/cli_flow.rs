@@ -203,3 +203,18 @@ fn a_keyword_that_is_no_boolean_fails_its_task() {
     );
     assert!(!run.stdout.contains("changed:"), "{}", run.stdout);
 }
+
+/// An output folder bake cannot write is refused before the bake starts, not after it.
+#[test]
+fn bake_refuses_an_output_folder_it_cannot_write_before_baking() {
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/images/lab.yml");
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bramble"))
+        .args(["bake", recipe, "-o", "/proc/bramble-no-such-folder/out"])
+        .output()
+        .expect("bramble bake");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("creating the output folder"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "it baked first: {stderr}");
+}

@@ -206,6 +206,16 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Writes all outputs for `image` into `folder` as `<name>.*`.
+/// Makes sure the output folder exists and takes files, before a bake spends minutes on an
+/// image it could not then write.
+pub fn prepare_folder(folder: &Path) -> Result<()> {
+    std::fs::create_dir_all(folder).map_err(|e| io("creating the output folder", folder, e))?;
+    let probe = folder.join(format!(".bramble-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| io("writing into the output folder", folder, e))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 pub async fn write(image: &Path, folder: &Path, name: &str, xz_level: u8) -> Result<Outputs> {
     std::fs::create_dir_all(folder).map_err(|e| io("creating the output folder", folder, e))?;
     let image_xz = folder.join(format!("{name}.img.xz"));

@@ -50,6 +50,7 @@ pub async fn bake(options: &BakeOptions) -> Result<Outputs> {
     }
     super::require_root("bramble bake")?;
     host::require(&["sfdisk", "losetup", "resize2fs", "xz", "fstrim", "chroot"])?;
+    artifact::prepare_folder(&options.output)?;
     let mut steps = Steps::new();
     let cache = cache_dir();
     sweep_stale(&cache, &steps)?;

@@ -154,7 +154,8 @@ impl Playbook {
                 let name = imported.as_str().ok_or_else(|| {
                     Error::invalid(&imported.mark, "import_playbook expects a file name")
                 })?;
-                plays.extend(Playbook::load(&base.join(name))?.plays);
+                let path = base.join(name);
+                plays.extend(importing(&path, &imported.mark, || Playbook::load(&path))?.plays);
                 continue;
             }
             plays.push(Play::load(item, &base)?);
@@ -291,6 +292,33 @@ fn hosts_pattern(node: &Node) -> Result<String> {
     }
 }
 
+thread_local! {
+    /// The files being imported now, outermost first, to catch an import cycle.
+    static IMPORTING: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Loads an imported file (`import_playbook`, `import_tasks`), refusing one that is already
+/// being imported further out: a cycle would never end.
+pub fn importing<T>(path: &Path, mark: &Mark, load: impl FnOnce() -> Result<T>) -> Result<T> {
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let cycle = IMPORTING.with(|stack| {
+        let stack = stack.borrow();
+        stack.contains(&key).then(|| {
+            stack.iter().chain([&key]).map(|p| p.display().to_string()).collect::<Vec<_>>()
+        })
+    });
+    if let Some(chain) = cycle {
+        return Err(Error::invalid(
+            mark,
+            format!("import cycle: {}; an import may not lead back to itself", chain.join(" -> ")),
+        ));
+    }
+    IMPORTING.with(|stack| stack.borrow_mut().push(key));
+    let loaded = load();
+    IMPORTING.with(|stack| stack.borrow_mut().pop());
+    loaded
+}
+
 /// A `vars:`-like section: a mapping, nothing, or an error pointing at it.
 pub fn mapping_or_empty(node: Option<&Node>, what: &str) -> Result<Map<String, Value>> {
     match node.map(|node| (node, node.to_value())) {
@@ -380,6 +408,27 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::closest;
+
+    #[test]
+    fn an_import_cycle_is_an_error_not_a_stack_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("self.yml"), "- import_playbook: self.yml\n").unwrap();
+        let error = super::Playbook::load(&dir.path().join("self.yml")).unwrap_err().to_string();
+        assert!(error.contains("import cycle") && error.contains("self.yml:1"), "{error}");
+        let play = "- hosts: all\n  tasks:\n    - import_tasks: a.yml\n";
+        std::fs::write(dir.path().join("site.yml"), play).unwrap();
+        std::fs::write(dir.path().join("a.yml"), "- import_tasks: b.yml\n").unwrap();
+        std::fs::write(dir.path().join("b.yml"), "- debug: msg=x\n- import_tasks: a.yml\n")
+            .unwrap();
+        let error = super::Playbook::load(&dir.path().join("site.yml")).unwrap_err().to_string();
+        assert!(error.contains("a.yml -> ") && error.contains("b.yml:2"), "{error}");
+        // The same file imported twice, one after the other, is no cycle.
+        std::fs::write(dir.path().join("b.yml"), "- debug: msg=x\n").unwrap();
+        let twice =
+            "- hosts: all\n  tasks:\n    - import_tasks: b.yml\n    - import_tasks: b.yml\n";
+        std::fs::write(dir.path().join("site.yml"), twice).unwrap();
+        assert!(super::Playbook::load(&dir.path().join("site.yml")).is_ok());
+    }
 
     #[test]
     fn a_swap_of_neighbours_is_the_nearest_suggestion() {

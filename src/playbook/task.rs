@@ -88,10 +88,12 @@ const TASK_KEYWORDS: &[&str] = &[
     "debugger",
     "collections",
     "module_defaults",
+    "async",
+    "poll",
 ];
 
 /// Keywords read but not acted on yet: an error rather than a silent skip.
-const TASK_KEYWORDS_UNSUPPORTED: &[&str] = &["debugger", "module_defaults"];
+const TASK_KEYWORDS_UNSUPPORTED: &[&str] = &["debugger", "module_defaults", "async", "poll"];
 
 /// Loads a list of tasks from a `tasks:`-like section.
 /// What `loop_control` may hold; ansible-core refuses any other key at parse time.
@@ -434,7 +436,7 @@ fn static_include(
     if !path.is_file() {
         return Err(Error::invalid(mark, format!("{short}: could not find {}", path.display())));
     }
-    let block = load_file(&path, role)?;
+    let block = super::importing(&path, mark, || load_file(&path, role))?;
     Ok(Some(TaskBody::Block { block, rescue: Vec::new(), always: Vec::new() }))
 }
 
