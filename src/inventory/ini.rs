@@ -44,13 +44,7 @@ pub fn parse(inventory: &mut Inventory, path: &Path, text: &str) -> Result<()> {
                     fail(format!("expected `key=value` in [{group}:vars], found `{line}`"))
                 })?;
                 // ansible-core reads `:vars` values as Python literals too, like inline ones.
-                let value = value.trim();
-                let unquoted = unquote(value);
-                let value = if unquoted.len() != value.len() {
-                    Value::String(unquoted)
-                } else {
-                    literal(value)
-                };
+                let value = literal(value.trim());
                 inventory.group_mut(group).vars.insert(key.trim().to_string(), value);
             }
             Section::Children(group) => {
@@ -109,29 +103,9 @@ pub fn split_port(pattern: &str) -> (&str, Option<u16>) {
     (pattern, None)
 }
 
-/// Inline host variables are Python literals to Ansible: numbers, True/False, quoted strings.
+/// Inline host variables and `:vars` values are Python literals to ansible-core.
 fn literal(text: &str) -> Value {
-    if let Ok(number) = text.parse::<i64>() {
-        return Value::from(number);
-    }
-    if let Ok(number) = text.parse::<f64>()
-        && text.contains('.')
-    {
-        return Value::from(number);
-    }
-    match text {
-        "True" => Value::Bool(true),
-        "False" => Value::Bool(false),
-        "None" => Value::Null,
-        _ => Value::String(text.to_string()),
-    }
-}
-
-fn unquote(text: &str) -> String {
-    let quoted = text.len() >= 2
-        && ((text.starts_with('"') && text.ends_with('"'))
-            || (text.starts_with('\'') && text.ends_with('\'')));
-    if quoted { text[1..text.len() - 1].to_string() } else { text.to_string() }
+    super::literal::value(text)
 }
 
 /// Splits a host line like a shell would: quotes group, `#` after space starts a comment.

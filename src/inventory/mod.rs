@@ -1,6 +1,7 @@
 //! The inventory: hosts, groups, their variables, and host patterns over them.
 
 mod ini;
+mod literal;
 mod pattern;
 mod vars_dir;
 mod yaml_format;

@@ -92,7 +92,7 @@ pub fn type_debug(value: Value) -> &'static str {
     match value.kind() {
         ValueKind::Undefined | ValueKind::None => "NoneType",
         ValueKind::Bool => "bool",
-        ValueKind::Number if value.as_i64().is_some() => "int",
+        ValueKind::Number if value.is_integer() => "int",
         ValueKind::Number => "float",
         ValueKind::String => "str",
         ValueKind::Bytes => "bytes",
