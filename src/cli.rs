@@ -195,8 +195,8 @@ pub struct RunArgs {
     /// Extra variables: key=value, JSON/YAML text, or @file (repeatable).
     #[arg(short = 'e', long = "extra-vars")]
     pub extra_vars: Vec<String>,
-    /// Limit the run to hosts matching this pattern.
-    #[arg(short = 'l', long = "limit")]
+    /// Limit the run to hosts matching this pattern (given twice, the last one counts).
+    #[arg(short = 'l', long = "limit", overrides_with = "limit")]
     pub limit: Option<String>,
     /// How many hosts to work on at once (default 5, or ansible.cfg's forks).
     #[arg(short = 'f', long = "forks", value_parser = parse_forks)]
@@ -280,6 +280,15 @@ pub struct RunArgs {
     /// Run notified handlers even on hosts where a task failed.
     #[arg(long = "force-handlers")]
     pub force_handlers: bool,
+    /// SSH options for every host, as `ansible_ssh_common_args` (a host's own wins).
+    #[arg(long = "ssh-common-args", allow_hyphen_values = true)]
+    pub ssh_common_args: Option<String>,
+    /// More SSH options for every host, as `ansible_ssh_extra_args` (a host's own wins).
+    #[arg(long = "ssh-extra-args", allow_hyphen_values = true)]
+    pub ssh_extra_args: Option<String>,
+    /// Clear the fact cache: bramble keeps none between runs, so there is nothing to clear.
+    #[arg(long = "flush-cache")]
+    pub flush_cache: bool,
 }
 
 /// `-f`: ansible-playbook refuses fewer than one process.
@@ -338,6 +347,8 @@ impl RunArgs {
             start_at_task: self.start_at_task.clone(),
             step: self.step,
             force_handlers: self.force_handlers,
+            ssh_common_args: self.ssh_common_args.clone(),
+            ssh_extra_args: self.ssh_extra_args.clone(),
         })
     }
 }

@@ -334,3 +334,40 @@ fn an_unsupported_ansible_cfg_setting_is_named_as_ignored() {
         .stderr_has("not supported yet: the setting [defaults] stdout_callback (")
         .stderr_has("ansible.cfg:3) is ignored");
 }
+
+/// `--ssh-common-args` reaches hosts whose variables set none, as ansible-playbook's does;
+/// `-l` given twice keeps the last, as ansible-playbook's does.
+#[test]
+fn ssh_common_args_from_the_command_line_and_a_repeated_limit() {
+    let sshd = Sshd::start();
+    let line = format!(
+        "pi1 ansible_host=127.0.0.1 ansible_port={} ansible_user=root ansible_ssh_private_key_file={}\n",
+        sshd.port,
+        sshd.key().display()
+    );
+    let common = format!("-o UserKnownHostsFile={}", sshd.known_hosts().display());
+    let run = Test::new()
+        .file(
+            "site.yml",
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo over-ssh\n",
+        )
+        .file("hosts", &line)
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts")
+        .arg(&format!("--ssh-common-args={common}"))
+        .arg("-l")
+        .arg("nothing")
+        .arg("-l")
+        .arg("pi1")
+        .bramble();
+    run.success().stdout_has("changed: [pi1]");
+    let without = Test::new()
+        .file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: echo x\n")
+        .file("hosts", &line)
+        .arg("site.yml")
+        .arg("-i")
+        .arg("hosts")
+        .bramble();
+    without.code(4);
+}

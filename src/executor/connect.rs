@@ -94,12 +94,15 @@ pub fn settings(
     }
     let mut known_hosts: Vec<PathBuf> = Vec::new();
     let mut policy = host_key_policy(vars);
-    let arguments = ["ansible_ssh_common_args", "ansible_ssh_extra_args"]
-        .iter()
-        .filter_map(|name| text(vars, name))
-        .chain(std::env::var("ANSIBLE_SSH_ARGS").ok())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let arguments = [
+        ("ansible_ssh_common_args", &options.ssh_common_args),
+        ("ansible_ssh_extra_args", &options.ssh_extra_args),
+    ]
+    .iter()
+    .filter_map(|(name, flag)| text(vars, name).or_else(|| (*flag).clone()))
+    .chain(std::env::var("ANSIBLE_SSH_ARGS").ok())
+    .collect::<Vec<_>>()
+    .join(" ");
     for (key, value) in ssh_options(&arguments)? {
         match key.to_ascii_lowercase().as_str() {
             "userknownhostsfile" => known_hosts.extend(value.split_whitespace().map(expand_home)),

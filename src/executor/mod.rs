@@ -69,6 +69,9 @@ pub struct Options {
     pub step: bool,
     /// `--force-handlers`: run notified handlers on hosts that failed.
     pub force_handlers: bool,
+    /// `--ssh-common-args` / `--ssh-extra-args`, for hosts whose variables set none.
+    pub ssh_common_args: Option<String>,
+    pub ssh_extra_args: Option<String>,
 }
 
 /// ansible-playbook's exit codes.

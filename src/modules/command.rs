@@ -48,12 +48,11 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
     // creates/removes make the command idempotent. They are checked in the same remote
     // command, after chdir as in ansible-core (a relative path is relative to it).
     let token = format!("bramble-not-run-{}", super::files::nonce());
-    if guarded {
+    let scripted = guarded || chdir.is_some();
+    if scripted {
         let run = if call.check_mode { format!("echo {token}:check") } else { command };
         command =
             guarded_command(&token, chdir.as_deref(), creates.as_deref(), removes.as_deref(), &run);
-    } else if let Some(directory) = &chdir {
-        command = format!("cd {} && {command}", quote(directory));
     }
     let stdin = args.string(&["stdin"]).map(|mut text| {
         if args.flag(&["stdin_add_newline"], true).unwrap_or(true) {
@@ -67,7 +66,7 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
     let output = call.remote.run_with_input(&command, stdin.as_deref()).await?;
     let delta = started.elapsed();
     let end = chrono_now();
-    if guarded && output.rc == 0 {
+    if scripted && output.rc == 0 {
         // Check mode says "Would not run", as ansible-core's.
         let verb = if call.check_mode { "Would not run" } else { "Did not run" };
         let said = output.stdout_text();
@@ -89,6 +88,16 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
                 ));
             }
             Some(":check") => return Ok(would_run(shown, true)),
+            Some(":chdir") => {
+                let mut failed = would_run(shown, false);
+                failed.remove("skipped");
+                failed.insert("rc".into(), Value::Null);
+                failed.insert(
+                    "msg".into(),
+                    Value::from("Unable to change directory before execution."),
+                );
+                return Err(super::Failure::Failed(failed));
+            }
             _ => {}
         }
     }
@@ -116,8 +125,8 @@ pub async fn run(module: &str, call: &mut Call<'_>) -> Outcome {
     Ok(outcome)
 }
 
-/// One script: change directory, say `<token>:creates` (or `:removes`) and stop when the
-/// guard holds, else run the command. The command goes on its own line, so that whatever it
+/// One script: change directory (or say `<token>:chdir` and stop), say `<token>:creates` (or
+/// `:removes`) and stop when the guard holds, else run the command. The command goes on its own line, so that whatever it
 /// ends with (a comment) cannot swallow the guard.
 fn guarded_command(
     token: &str,
@@ -128,8 +137,10 @@ fn guarded_command(
 ) -> String {
     let mut script = String::new();
     if let Some(directory) = chdir {
-        // `exit` with no status keeps cd's, as `cd dir && command` does.
-        script.push_str(&format!("cd {} || exit\n", quote(directory)));
+        script.push_str(&format!(
+            "cd {} 2>/dev/null || {{ echo {token}:chdir; exit 0; }}\n",
+            quote(directory)
+        ));
     }
     if let Some(path) = creates {
         let pattern = glob_pattern(path);
@@ -260,12 +271,10 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_that_cannot_be_entered_fails_as_cd_does() {
+    fn a_directory_that_cannot_be_entered_is_said_and_nothing_runs() {
         let dir = tempfile::tempdir().expect("temp dir");
         let gone = dir.path().join("gone");
-        for (rc, stdout) in guarded(&gone, Some("x"), None) {
-            assert_ne!(rc, 0);
-            assert_eq!(stdout, "");
-        }
+        assert_eq!(guarded(&gone, Some("x"), None), vec![(0, format!("{TOKEN}:chdir\n")); 2]);
+        assert_eq!(guarded(&gone, None, None), vec![(0, format!("{TOKEN}:chdir\n")); 2]);
     }
 }
