@@ -75,6 +75,69 @@ impl Mode {
         }
     }
 
+    /// The bits this mode gives a path whose bits are `current`, as ansible-core works out
+    /// a symbolic mode (no `who` means `a`, the umask plays no part; `X` counts for a
+    /// directory or when anyone may execute). `None` for a clause it cannot read.
+    pub fn resolve(&self, current: u32, is_directory: bool) -> Option<u32> {
+        let text = match self {
+            Mode::Octal(bits) => return Some(*bits),
+            Mode::Symbolic(text) => text,
+        };
+        let mut mode = current & 0o7777;
+        for clause in text.split(',') {
+            let split = clause.find(['+', '-', '='])?;
+            let (who, mut rest) = clause.split_at(split);
+            let who = if who.is_empty() || who.contains('a') { "ugo" } else { who };
+            if !who.chars().all(|c| "ugo".contains(c)) {
+                return None;
+            }
+            while let Some(operator) = rest.chars().next() {
+                let perms_end = rest[1..].find(['+', '-', '=']).map_or(rest.len(), |i| i + 1);
+                let perms = &rest[1..perms_end];
+                rest = &rest[perms_end..];
+                let before = mode;
+                let mut bits = 0;
+                let mut mask = 0;
+                for class in who.chars() {
+                    let shift = match class {
+                        'u' => 6,
+                        'g' => 3,
+                        _ => 0,
+                    };
+                    mask |= (0o7 << shift)
+                        | match class {
+                            'u' => 0o4000,
+                            'g' => 0o2000,
+                            _ => 0o1000,
+                        };
+                    for perm in perms.chars() {
+                        bits |= match perm {
+                            'r' => 0o4 << shift,
+                            'w' => 0o2 << shift,
+                            'x' => 0o1 << shift,
+                            'X' if is_directory || before & 0o111 != 0 => 0o1 << shift,
+                            'X' => 0,
+                            's' if class == 'u' => 0o4000,
+                            's' if class == 'g' => 0o2000,
+                            't' if class == 'o' => 0o1000,
+                            's' | 't' => 0,
+                            'u' => ((before >> 6) & 0o7) << shift,
+                            'g' => ((before >> 3) & 0o7) << shift,
+                            'o' => (before & 0o7) << shift,
+                            _ => return None,
+                        };
+                    }
+                }
+                mode = match operator {
+                    '+' => mode | bits,
+                    '-' => mode & !bits,
+                    _ => (mode & !mask) | bits,
+                };
+            }
+        }
+        Some(mode)
+    }
+
     /// The argument to give chmod.
     pub fn chmod_argument(&self) -> String {
         match self {
@@ -179,7 +242,7 @@ pub async fn settle_attributes(
     }
     if check_mode {
         let symbolic_only = commands.len() == 1 && matches!(mode, Some(Mode::Symbolic(_)));
-        return Ok((!symbolic_only, state.clone()));
+        return Ok((!symbolic_only || symbolic_changes(mode, state), state.clone()));
     }
     let command = format!("{} && {{ {}; }}", commands.join(" && "), stat_command(path));
     let output = remote.check(&command, &format!("setting attributes of {path}")).await?;
@@ -251,13 +314,22 @@ pub async fn apply_attributes(
         return Ok(false);
     }
     if check_mode {
-        return Ok(!matches!(mode, Some(Mode::Symbolic(_))) || commands.len() > 1);
+        let symbolic_only = commands.len() == 1 && matches!(mode, Some(Mode::Symbolic(_)));
+        return Ok(!symbolic_only || symbolic_changes(mode, &before));
     }
     remote.check(&commands.join(" && "), &format!("setting attributes of {path}")).await?;
     let after = lstat(remote, path).await?;
     Ok(after.is_none_or(|after| {
         after.mode != before.mode || after.uid != before.uid || after.gid != before.gid
     }))
+}
+
+/// Whether a symbolic mode would change a path's bits (check mode cannot run chmod to see);
+/// one it cannot work out counts as a change.
+fn symbolic_changes(mode: Option<&Mode>, state: &FileState) -> bool {
+    let Some(current) = u32::from_str_radix(&state.mode, 8).ok() else { return true };
+    let resolved = mode.and_then(|mode| mode.resolve(current, state.kind == FileKind::Directory));
+    resolved.is_none_or(|bits| bits != current)
 }
 
 /// What `stat -c` prints for [`parse_stat`], as one format string.
@@ -450,6 +522,26 @@ pub fn describe(result: &mut Map<String, Value>, state: &FileState) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn symbolic_modes_resolve_as_ansible_core_works_them_out() {
+        let resolve = |text: &str, current: u32, directory: bool| {
+            Mode::Symbolic(text.into()).resolve(current, directory)
+        };
+        assert_eq!(resolve("u=rw,g=r,o=", 0o644, false), Some(0o640));
+        assert_eq!(resolve("g+w,o-r", 0o644, false), Some(0o660));
+        assert_eq!(resolve("u+x", 0o644, false), Some(0o744));
+        assert_eq!(resolve("+x", 0o644, false), Some(0o755));
+        assert_eq!(resolve("a-w", 0o664, false), Some(0o444));
+        assert_eq!(resolve("u=rw,g=r,o=r", 0o644, false), Some(0o644));
+        assert_eq!(resolve("a+X", 0o644, false), Some(0o644));
+        assert_eq!(resolve("a+X", 0o644, true), Some(0o755));
+        assert_eq!(resolve("a+X", 0o744, false), Some(0o755));
+        assert_eq!(resolve("g=u", 0o640, false), Some(0o660));
+        assert_eq!(resolve("u+s,o+t", 0o755, true), Some(0o5755));
+        assert_eq!(resolve("u+rw-x", 0o700, false), Some(0o600));
+        assert_eq!(resolve("z+x", 0o644, false), None);
+    }
     use serde_json::json;
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
