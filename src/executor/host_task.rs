@@ -121,9 +121,8 @@ pub async fn run(
         keywords: &keywords,
         inherited,
         delegate: std::sync::Mutex::new(None),
-        flags: std::sync::Mutex::new(Flags::default()),
+        flags: std::sync::Mutex::new(Flags::literal(&keywords)),
     };
-    *step.flags_slot() = step.literal_flags();
     let search_path =
         step.search_paths().iter().map(|p| Value::from(p.display().to_string())).collect();
     base_vars.insert("ansible_search_path".into(), Value::Array(search_path));
@@ -173,8 +172,8 @@ pub async fn run(
 const LOOP_SUMMARY: &str = "_bramble_loop_summary";
 
 /// What `register:` stores, as ansible-core records it: no internal keys; `failed: false` on a
-/// task or loop item that ran, even if it skipped itself (playbooks test `result.failed`), `skipped: false` on a loop's
-/// summary unless every item was skipped.
+/// task or loop item that ran, even if it skipped itself (playbooks test `result.failed`);
+/// `skipped: false` on a loop's summary unless every item was skipped.
 fn registered_form(result: &Map<String, Value>) -> Map<String, Value> {
     fn ran(mut result: Map<String, Value>) -> Map<String, Value> {
         result.retain(|key, _| !key.starts_with("_ansible") && !key.starts_with("_bramble"));
@@ -218,12 +217,25 @@ struct Step<'a> {
 
 /// A task's boolean keywords for one host and item: rendered once its `when:` holds, as
 /// ansible-core templates keywords after the condition; until then only literal values count.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct Flags {
     check_mode: Option<bool>,
     diff: Option<bool>,
     no_log: bool,
     ignore_errors: bool,
+}
+
+impl Flags {
+    /// The keywords as written: a template counts for nothing until rendered.
+    fn literal(keywords: &Map<String, Value>) -> Flags {
+        let literal = |name: &str| keywords.get(name).and_then(modules::args_to_bool);
+        Flags {
+            check_mode: literal("check_mode"),
+            diff: literal("diff"),
+            no_log: literal("no_log").unwrap_or(false),
+            ignore_errors: literal("ignore_errors").unwrap_or(false),
+        }
+    }
 }
 
 impl Step<'_> {
@@ -319,7 +331,7 @@ impl Step<'_> {
             summary.insert("skipped".into(), Value::Bool(true));
             summary.insert("msg".into(), Value::from("All items skipped"));
         }
-        let ignored = self.ignore_errors(state);
+        let ignored = self.ignore_errors();
         let status = if unreachable {
             Status::Unreachable
         } else if failed {
@@ -361,7 +373,7 @@ impl Step<'_> {
         }
         let context = Context::new(vars, templar.clone());
         *self.delegate_slot() = None;
-        *self.flags_slot() = self.literal_flags();
+        *self.flags_slot() = Flags::literal(self.keywords);
 
         match first_false_condition(templar, self.task, self.inherited, &context) {
             Ok(None) => {}
@@ -914,7 +926,7 @@ impl Step<'_> {
             }
         };
         report.lines.push(block);
-        let ignored = !unreachable && self.ignore_errors(state);
+        let ignored = !unreachable && self.ignore_errors();
         let status = if unreachable {
             Status::Unreachable
         } else if ignored {
@@ -944,23 +956,12 @@ impl Step<'_> {
         (status, result)
     }
 
-    fn ignore_errors(&self, _state: &HostState) -> bool {
+    fn ignore_errors(&self) -> bool {
         self.flags_slot().ignore_errors
     }
 
     fn flags_slot(&self) -> std::sync::MutexGuard<'_, Flags> {
         self.flags.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The boolean keywords as written: a template counts for nothing until rendered.
-    fn literal_flags(&self) -> Flags {
-        let literal = |name: &str| self.keywords.get(name).and_then(modules::args_to_bool);
-        Flags {
-            check_mode: literal("check_mode"),
-            diff: literal("diff"),
-            no_log: literal("no_log").unwrap_or(false),
-            ignore_errors: literal("ignore_errors").unwrap_or(false),
-        }
     }
 
     /// The boolean keywords rendered with the item's variables; a value that is no boolean

@@ -514,7 +514,6 @@ fn is_run_once(task: &Task, inherited: &Inherited) -> bool {
     value.and_then(crate::modules::args_to_bool).unwrap_or(false)
 }
 
-/// `--start-at-task`: the name, or `role : name`, equal to the pattern or matching it as a glob.
 /// The first task (not block) of a list, where a run of it starts.
 fn first_task(list: &[Task]) -> Option<&Task> {
     list.iter().find_map(|task| match &task.body {
@@ -526,6 +525,7 @@ fn first_task(list: &[Task]) -> Option<&Task> {
     })
 }
 
+/// `--start-at-task`: the name, or `role : name`, equal to the pattern or matching it as a glob.
 fn task_matches(task: &Task, pattern: &str) -> bool {
     let glob = crate::template::lookups::glob_matches;
     let shown = task.display_name();
@@ -910,10 +910,7 @@ impl<'s> Runner<'s> {
         let hostvars = self.shared.templar.hostvars();
         for (name, host) in &self.hosts {
             let mut vars = vars::host_inventory_vars(self.shared, name);
-            for (fact, value) in &host.facts {
-                vars.insert(format!("ansible_{fact}"), value.clone());
-            }
-            vars.insert("ansible_facts".into(), Value::Object(host.facts.clone()));
+            vars.extend(vars::fact_vars(&host.facts));
             vars.extend(host.included_vars.clone());
             vars.extend(host.registered.clone());
             vars.insert("inventory_hostname".into(), Value::from(name.clone()));
@@ -1010,7 +1007,6 @@ impl<'s> Runner<'s> {
             "Perform task: TASK: {} (N)o/(y)es/(c)ontinue: ",
             task.display_name()
         ));
-        let _ = std::io::Write::flush(&mut std::io::stdout());
         let mut answer = String::new();
         if std::io::stdin().read_line(&mut answer).is_err() {
             return false;

@@ -116,7 +116,7 @@ pub fn host_inventory_vars(shared: &Shared, host: &str) -> Map<String, Value> {
 }
 
 /// `ansible_facts` is always defined (empty before any gathering), as in ansible-core.
-fn fact_vars(facts: &Map<String, Value>) -> Map<String, Value> {
+pub fn fact_vars(facts: &Map<String, Value>) -> Map<String, Value> {
     let mut vars = Map::new();
     for (name, value) in facts {
         vars.insert(format!("ansible_{name}"), value.clone());

@@ -241,8 +241,7 @@ pub async fn settle_attributes(
         return Ok((false, state.clone()));
     }
     if check_mode {
-        let symbolic_only = commands.len() == 1 && matches!(mode, Some(Mode::Symbolic(_)));
-        return Ok((!symbolic_only || symbolic_changes(mode, state), state.clone()));
+        return Ok((would_change(&commands, mode, state), state.clone()));
     }
     let command = format!("{} && {{ {}; }}", commands.join(" && "), stat_command(path));
     let output = remote.check(&command, &format!("setting attributes of {path}")).await?;
@@ -314,8 +313,7 @@ pub async fn apply_attributes(
         return Ok(false);
     }
     if check_mode {
-        let symbolic_only = commands.len() == 1 && matches!(mode, Some(Mode::Symbolic(_)));
-        return Ok(!symbolic_only || symbolic_changes(mode, &before));
+        return Ok(would_change(&commands, mode, &before));
     }
     remote.check(&commands.join(" && "), &format!("setting attributes of {path}")).await?;
     let after = lstat(remote, path).await?;
@@ -324,9 +322,14 @@ pub async fn apply_attributes(
     }))
 }
 
-/// Whether a symbolic mode would change a path's bits (check mode cannot run chmod to see);
-/// one it cannot work out counts as a change.
-fn symbolic_changes(mode: Option<&Mode>, state: &FileState) -> bool {
+/// Whether attribute commands would change anything, told without running them (check
+/// mode): each does, but for a lone symbolic chmod, which changes only bits that differ; a
+/// symbolic mode it cannot work out counts as a change.
+fn would_change(commands: &[String], mode: Option<&Mode>, state: &FileState) -> bool {
+    let symbolic_only = commands.len() == 1 && matches!(mode, Some(Mode::Symbolic(_)));
+    if !symbolic_only {
+        return true;
+    }
     let Some(current) = u32::from_str_radix(&state.mode, 8).ok() else { return true };
     let resolved = mode.and_then(|mode| mode.resolve(current, state.kind == FileKind::Directory));
     resolved.is_none_or(|bits| bits != current)

@@ -37,9 +37,9 @@ impl Hostvars {
     /// The whole of it as plain data, each host's values rendered with its own variables
     /// (for the rare use of `hostvars` as one value, such as `lookup('vars', 'hostvars')`).
     pub fn to_value(&self, templar: &Templar) -> Result<Value, String> {
+        let hosts = self.hosts.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
         let mut all = Map::new();
-        for name in self.names() {
-            let Some(vars) = self.get(&name) else { continue };
+        for (name, vars) in hosts {
             let context = Context::shared(vars.clone(), templar.clone());
             let mut rendered = Map::new();
             for key in vars.keys() {
